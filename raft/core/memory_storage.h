@@ -1,0 +1,43 @@
+// MemoryStorage: a LogReader kept in memory. The simulator uses it as a
+// node's disk: whatever was written here survives a simulated crash.
+// Not thread-safe.
+#pragma once
+
+#include <deque>
+
+#include "raft/core/storage.h"
+
+namespace raftkv::raft {
+
+class MemoryStorage final : public LogReader {
+ public:
+  explicit MemoryStorage(std::vector<NodeId> voters);
+
+  HardState hard_state() const override { return hard_state_; }
+  SnapshotMeta snapshot_meta() const override { return snapshot_.meta; }
+  Snapshot snapshot() const override { return snapshot_; }
+  Index first_index() const override { return snapshot_.meta.index + 1; }
+  Index last_index() const override { return snapshot_.meta.index + entries_.size(); }
+  std::optional<Term> term(Index i) const override;
+  std::vector<Entry> entries(Index lo, Index hi, size_t max_bytes) const override;
+
+  void set_hard_state(const HardState& hs) { hard_state_ = hs; }
+  // Appends entries, first discarding any stored suffix at or after
+  // entries.front().index. Invariant: entries.front().index <= last_index() + 1.
+  void append(const std::vector<Entry>& entries);
+  // Replaces everything with a snapshot received from the leader.
+  void apply_snapshot(Snapshot snap);
+  // Takes a snapshot of the state machine at `index` (which must be in the
+  // log) and discards the log prefix it covers.
+  void compact(Index index, Bytes data);
+
+  size_t log_bytes() const;
+
+ private:
+  HardState hard_state_;
+  Snapshot snapshot_;
+  // Invariant: entries_[k].index == snapshot_.meta.index + 1 + k.
+  std::deque<Entry> entries_;
+};
+
+}  // namespace raftkv::raft

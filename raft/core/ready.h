@@ -1,0 +1,51 @@
+// Ready: everything the core produced since the last ready() call, for the
+// application to persist, send and apply. The contract, in order:
+//   1. `messages` may be sent at once (the leader's replication traffic; its
+//      own disk write runs in parallel, Thesis §10.2.1).
+//   2. Write `snapshot`, then `entries` (truncating any stored suffix at or
+//      after entries.front().index), then `hard_state`, atomically; fsync if
+//      must_sync.
+//   3. Only then send `persisted_messages` (votes and acks promise durable
+//      state; Raft Figure 2, Thesis §3.8).
+//   4. Install `snapshot` into the state machine, then apply
+//      `committed_entries` in order; serve `read_states` once applied >= index.
+//   5. Call advance(ready) (or the finer on_persisted / on_applied).
+#pragma once
+
+#include <optional>
+#include <vector>
+
+#include "raft/core/message.h"
+
+namespace raftkv::raft {
+
+enum class Role : uint8_t { kFollower, kPreCandidate, kCandidate, kLeader };
+
+struct SoftState {
+  NodeId leader;
+  Role role = Role::kFollower;
+  Term term;
+  bool operator==(const SoftState&) const = default;
+};
+
+// A ReadIndex request (Thesis §6.4) whose leadership check passed: the read
+// may be served once the state machine has applied `index`.
+struct ReadState {
+  uint64_t context = 0;
+  Index index;
+};
+
+struct Ready {
+  std::optional<SoftState> soft_state;
+  std::optional<HardState> hard_state;
+  std::optional<Snapshot> snapshot;
+  std::vector<Entry> entries;
+  std::vector<Entry> committed_entries;
+  std::vector<ReadState> read_states;
+  std::vector<uint64_t> failed_reads;  // contexts of reads that cannot be served here
+  std::vector<Message> messages;
+  std::vector<Message> persisted_messages;
+  bool must_sync = false;
+};
+
+}  // namespace raftkv::raft
