@@ -92,9 +92,17 @@ std::string describe(const Message& m) {
 }
 
 std::string Raft::describe() const {
-  return fmt::format("node {}: {} term={} vote={} leader={} log=[{}..{}] commit={} applied={}",
+  std::string s = fmt::format("node {}: {} term={} vote={} leader={} log=[{}..{}] commit={} applied={}",
                      id_, to_string(role_), term_, vote_, leader_, log_.first_index(),
                      log_.last_index(), log_.committed(), log_.applied());
+  static const char* kStates[] = {"probe", "replicate", "snapshot"};
+  for (auto& [n, pr] : progress_) {
+    if (n == id_) continue;
+    s += fmt::format(" [{}: {} match={} next={} inflight={}{}{}]", n,
+                     kStates[static_cast<int>(pr.state)], pr.match, pr.next, pr.inflights.count(),
+                     pr.probe_sent ? " probe_sent" : "", pr.recent_active ? " active" : "");
+  }
+  return s;
 }
 
 }  // namespace raftkv::raft

@@ -19,6 +19,10 @@ void Inflights::free_to(Index to) {
   }
 }
 
+void Inflights::free_first_one() {
+  if (!items_.empty()) free_to(items_.front().last);
+}
+
 void Inflights::reset() {
   items_.clear();
   bytes_ = 0;

@@ -19,6 +19,7 @@ class Inflights {
   void add(Index last, size_t bytes);
   // Frees every message whose last index is <= `to`.
   void free_to(Index to);
+  void free_first_one();
   void reset();
 
  private:

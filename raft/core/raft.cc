@@ -497,6 +497,10 @@ void Raft::handle_snapshot_ack(const Message& m, Progress& pr) {
 
 void Raft::handle_heartbeat_response(const Message& m, Progress& pr) {
   if (pr.state == ProgressState::kProbe) pr.probe_sent = false;
+  // The follower is alive, so appends that filled the window may have been
+  // lost: free one slot; a gap in what it receives turns into a rejection
+  // and a probe from its real position.
+  if (pr.state == ProgressState::kReplicate && pr.inflights.full()) pr.inflights.free_first_one();
   if (pr.match < log_.last_index()) send_append(m.from, true);
   uint64_t& acked = read_acks_[m.from];
   if (m.read_round > acked) {

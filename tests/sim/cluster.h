@@ -121,6 +121,11 @@ class Cluster {
   uint64_t requests_sent() const;
   uint64_t trace_hash() const { return trace_hash_; }
   uint64_t elections_won() const { return elections_won_; }
+  // Highest index applied by any node: every write acknowledged so far is at
+  // or below it, so a linearizable read issued now must reflect it.
+  Index max_applied_anywhere() const {
+    return applied_.empty() ? Index(0) : Index(applied_.rbegin()->first);
+  }
   // Largest persisted Raft state (log bytes) of any node, for snapshot tests.
   size_t max_log_bytes() const;
   std::string describe() const;
