@@ -92,6 +92,16 @@ const raft::Raft& Cluster::raft(NodeId n) const {
 const raft::MemoryStorage& Cluster::storage(NodeId n) const { return *nodes_.at(n)->disk; }
 const AppliedLog& Cluster::applied(NodeId n) const { return nodes_.at(n)->applied; }
 bool Cluster::alive(NodeId n) const { return nodes_.at(n)->raft != nullptr; }
+bool Cluster::has_unsynced_writes(NodeId n) const { return !nodes_.at(n)->writes.empty(); }
+
+std::optional<NodeId> Cluster::any_leader() const {
+  std::optional<NodeId> best;
+  for (auto& [id, n] : nodes_) {
+    if (!n->raft || n->raft->role() != Role::kLeader) continue;
+    if (!best || n->raft->term() > nodes_.at(*best)->raft->term()) best = id;
+  }
+  return best;
+}
 
 std::vector<raft::ReadState> Cluster::take_read_states(NodeId n) {
   return std::exchange(nodes_.at(n)->read_states, {});

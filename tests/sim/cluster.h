@@ -90,6 +90,11 @@ class Cluster {
   void crash(NodeId n);
   void restart(NodeId n);
   bool alive(NodeId n) const;
+  // True while a node has handed out writes that are not yet durable: a crash
+  // now loses them (the window where acks-before-fsync bugs live).
+  bool has_unsynced_writes(NodeId n) const;
+  // The highest-term leader among live nodes, if any.
+  std::optional<NodeId> any_leader() const;
 
   // --- clients ----------------------------------------------------------------
   raft::ProposeResult propose(NodeId n, const std::string& command);

@@ -17,6 +17,8 @@ struct Swarm {
   int action_every_ms;
   uint64_t burst;  // proposals per action: 1..burst
   double p_crash, p_partition, p_heal, p_transfer, p_read;
+  // Targeted faults: where the interesting bugs live.
+  double p_crash_leader, p_isolate_leader, p_crash_unsynced;
 };
 
 Swarm choose(uint64_t seed) {
@@ -33,12 +35,12 @@ Swarm choose(uint64_t seed) {
   s.opts.raft.max_msg_bytes = r.chance(0.3) ? 64 + r.below(256) : 1 << 20;
   s.opts.raft.max_snapshot_chunk = 8 + r.below(512);
   s.opts.snapshot_every = r.chance(0.5) ? 3 + r.below(40) : 0;
-  s.opts.max_disk_delay = r.chance(0.5) ? static_cast<int>(r.below(8)) : 0;
+  s.opts.max_disk_delay = r.chance(0.6) ? static_cast<int>(r.below(30)) : 0;
   s.faults.drop = r.chance(0.7) ? r.below(30) / 100.0 : 0;
   s.faults.duplicate = r.chance(0.5) ? r.below(10) / 100.0 : 0;
   s.faults.min_delay = 0;
   s.faults.max_delay = 1 + static_cast<int>(r.below(30));
-  s.faults.long_delay = r.chance(0.3) ? r.below(5) / 100.0 : 0;
+  s.faults.long_delay = r.chance(0.3) ? r.below(10) / 100.0 : 0;
   s.safety_ms = 3000 + static_cast<int>(r.below(7000));
   s.action_every_ms = 5 + static_cast<int>(r.below(50));
   s.burst = 1 + r.below(8);
@@ -47,6 +49,9 @@ Swarm choose(uint64_t seed) {
   s.p_heal = 0.05 + r.below(20) / 100.0;
   s.p_transfer = r.below(5) / 100.0;
   s.p_read = r.below(30) / 100.0;
+  s.p_crash_leader = r.below(10) / 100.0;
+  s.p_isolate_leader = r.below(10) / 100.0;
+  s.p_crash_unsynced = r.chance(0.5) ? r.below(30) / 100.0 : 0;
   return s;
 }
 
@@ -54,12 +59,13 @@ std::string describe_swarm(const Swarm& s) {
   return fmt::format(
       "nodes={} hb={} prevote={} checkquorum={} inflight={} msgbytes={} chunk={} snapevery={} "
       "diskdelay={} drop={} dup={} maxdelay={} longdelay={} safety={}ms every={}ms crash={} "
-      "partition={} heal={} transfer={} read={}",
+      "partition={} heal={} transfer={} read={} crashleader={} isolateleader={} crashunsynced={}",
       s.opts.nodes, s.opts.raft.heartbeat_ticks, s.opts.raft.pre_vote, s.opts.raft.check_quorum,
       s.opts.raft.max_inflight_msgs, s.opts.raft.max_msg_bytes, s.opts.raft.max_snapshot_chunk,
       s.opts.snapshot_every, s.opts.max_disk_delay, s.faults.drop, s.faults.duplicate,
       s.faults.max_delay, s.faults.long_delay, s.safety_ms, s.action_every_ms, s.p_crash,
-      s.p_partition, s.p_heal, s.p_transfer, s.p_read);
+      s.p_partition, s.p_heal, s.p_transfer, s.p_read, s.p_crash_leader, s.p_isolate_leader,
+      s.p_crash_unsynced);
 }
 
 }  // namespace
@@ -121,8 +127,17 @@ TortureResult run_torture_seed(uint64_t seed, bool verbose) {
           c.restart(v);
         }
       }
+      if (auto l = c.any_leader()) {
+        if (r.chance(s.p_crash_leader)) {
+          c.crash(*l);
+        } else if (r.chance(s.p_isolate_leader)) {
+          c.disconnect(*l);
+        }
+      }
       for (NodeId v : ids)
-        if (!c.alive(v) && r.chance(0.05)) c.restart(v);
+        if (c.alive(v) && c.has_unsynced_writes(v) && r.chance(s.p_crash_unsynced)) c.crash(v);
+      for (NodeId v : ids)
+        if (!c.alive(v) && r.chance(0.1)) c.restart(v);
       if (r.chance(s.p_partition)) {
         std::vector<std::vector<NodeId>> groups(1 + r.below(3));
         for (NodeId v : ids) groups[r.below(groups.size())].push_back(v);
