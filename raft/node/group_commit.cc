@@ -1,0 +1,91 @@
+#include "raft/node/group_commit.h"
+
+#include <vector>
+
+#include "raft/core/check.h"
+
+namespace raftkv::raft {
+
+GroupCommitter::GroupCommitter(RocksLogStore& store, size_t max_pending)
+    : store_(store), max_pending_(max_pending), thread_([this] { run(); }) {
+  RAFTKV_CHECK(max_pending_ > 0);
+}
+
+GroupCommitter::~GroupCommitter() {
+  RAFTKV_CHECK(std::this_thread::get_id() != thread_.get_id());
+  {
+    std::lock_guard lock(mu_);
+    stopping_ = true;
+  }
+  not_empty_.notify_all();
+  not_full_.notify_all();
+  thread_.join();
+}
+
+bool GroupCommitter::submit(WriteRequest req, Done done) {
+  RAFTKV_CHECK(std::this_thread::get_id() != thread_.get_id());
+  {
+    std::unique_lock lock(mu_);
+    not_full_.wait(lock, [&] { return stopping_ || queue_.size() < max_pending_; });
+    if (stopping_) return false;
+    queue_.push_back(Pending{std::move(req), std::move(done)});
+  }
+  not_empty_.notify_one();
+  return true;
+}
+
+bool GroupCommitter::try_submit(WriteRequest&& req, Done&& done) {
+  {
+    std::lock_guard lock(mu_);
+    if (stopping_ || queue_.size() >= max_pending_) return false;
+    queue_.push_back(Pending{std::move(req), std::move(done)});
+  }
+  not_empty_.notify_one();
+  return true;
+}
+
+GroupCommitter::Stats GroupCommitter::stats() const {
+  std::lock_guard lock(mu_);
+  return stats_;
+}
+
+void GroupCommitter::run() {
+  std::deque<Pending> group;
+  std::vector<const WriteRequest*> reqs;
+  for (;;) {
+    {
+      std::unique_lock lock(mu_);
+      not_empty_.wait(lock, [&] { return stopping_ || !queue_.empty(); });
+      // Drain the queue even when stopping: every accepted request is
+      // written and completed before the destructor returns.
+      if (queue_.empty()) return;
+      // Everything that arrived while the previous group was syncing.
+      group.swap(queue_);
+    }
+    not_full_.notify_all();
+
+    reqs.clear();
+    bool sync = false;
+    uint64_t entries = 0;
+    for (const Pending& p : group) {
+      reqs.push_back(&p.req);
+      sync = sync || p.req.sync;
+      entries += p.req.entries.size();
+    }
+    // One batch, one sync for the whole group; returns once durable.
+    store_.write_group(reqs);
+    {
+      std::lock_guard lock(mu_);
+      stats_.requests += group.size();
+      stats_.batches += 1;
+      stats_.syncs += sync ? 1 : 0;
+      stats_.entries += entries;
+    }
+    for (Pending& p : group) {
+      if (p.done) p.done();
+    }
+    group.clear();
+  }
+}
+
+}  // namespace raftkv::raft

@@ -1,0 +1,92 @@
+// GroupCommitter: one storage thread that turns many WriteRequests into few
+// fsyncs. Whatever producers submit while a sync is running is merged into
+// the next RocksDB WriteBatch and made durable by ONE sync, so the cost of
+// an fsync is shared by every request that waited for it (DESIGN.md: "one
+// fsync, shared by every request in the batch").
+#pragma once
+
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <mutex>
+#include <thread>
+
+#include "raft/node/rocks_log_store.h"
+
+namespace raftkv::raft {
+
+// GroupCommitter owns the storage thread, the only thread that writes to the
+// store through it, and a bounded queue of pending requests.
+//
+// Threads:
+//   - submit(), try_submit() and stats(): any thread (producers).
+//   - completion callbacks: the storage thread, in submission order, each
+//     exactly once, after its request is written — durably when the request
+//     or any request merged with it asked for sync (Thesis §3.8: only then
+//     may the node send votes and acks or tell the core "persisted").
+//   - the destructor: any thread but the storage thread.
+//
+// Backpressure: the queue holds at most `max_pending` requests. submit()
+// blocks while it is full (a slow disk slows the producers rather than
+// growing memory without bound); try_submit() refuses instead. A callback
+// runs on the storage thread, so it must not call submit() (it could wait
+// forever for the thread it runs on); it may call try_submit().
+//
+// Failure: a RocksDB write error stops the process inside the store (see
+// RocksLogStore, "Fail-stop"), so a callback is never told "done" falsely.
+class GroupCommitter {
+ public:
+  using Done = std::function<void()>;
+
+  struct Stats {
+    uint64_t requests = 0;  // requests written
+    uint64_t batches = 0;   // RocksDB write batches (one per group)
+    uint64_t syncs = 0;     // WAL fsyncs (groups with at least one sync request)
+    uint64_t entries = 0;   // log entries written
+  };
+
+  static constexpr size_t kDefaultMaxPending = 4096;
+
+  // `store` must outlive this object.
+  explicit GroupCommitter(RocksLogStore& store, size_t max_pending = kDefaultMaxPending);
+  // Stops taking requests, writes and completes everything already queued,
+  // then joins the storage thread.
+  ~GroupCommitter();
+  GroupCommitter(const GroupCommitter&) = delete;
+  GroupCommitter& operator=(const GroupCommitter&) = delete;
+
+  // Queues `req`; `done` runs on the storage thread once it is written.
+  // Blocks while the queue is full. Returns false, without running `done`,
+  // only if the committer is shutting down.
+  bool submit(WriteRequest req, Done done);
+  // Like submit(), but returns false instead of blocking when the queue is
+  // full. On false, `req` and `done` are left untouched for a later retry.
+  bool try_submit(WriteRequest&& req, Done&& done);
+
+  // Counters so far; syncs / entries is the fsync cost per log entry.
+  Stats stats() const;
+
+ private:
+  struct Pending {
+    WriteRequest req;
+    Done done;
+  };
+
+  void run();
+
+  RocksLogStore& store_;
+  const size_t max_pending_;
+
+  mutable std::mutex mu_;
+  std::condition_variable not_empty_;  // storage thread waits for work
+  std::condition_variable not_full_;   // producers wait for room
+  // Invariant: queue_.size() <= max_pending_.
+  std::deque<Pending> queue_;
+  bool stopping_ = false;
+  Stats stats_;
+
+  std::thread thread_;  // last: starts after everything above is ready
+};
+
+}  // namespace raftkv::raft

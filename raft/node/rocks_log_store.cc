@@ -1,0 +1,654 @@
+#include "raft/node/rocks_log_store.h"
+
+#include <algorithm>
+#include <cstdio>
+#include <cstdlib>
+#include <deque>
+#include <filesystem>
+#include <limits>
+#include <map>
+#include <mutex>
+#include <system_error>
+
+#include <fmt/format.h>
+#include <rocksdb/db.h>
+#include <rocksdb/options.h>
+#include <rocksdb/write_batch.h>
+
+#include "raft/core/check.h"
+#include "raft/node/rocks_log_store_internal.h"
+#include "raft/node/storage_codec.h"
+
+namespace raftkv::raft {
+namespace {
+
+constexpr char kFormatVersionKey[] = "format_version";
+constexpr char kIdentityKey[] = "identity";
+constexpr char kHardStateKey[] = "hard_state";
+constexpr char kSnapshotMetaKey[] = "snapshot_meta";
+
+// Stops the process after a storage failure. See "Fail-stop" on the class.
+[[noreturn]] void fail_stop(const std::string& what) {
+  std::fprintf(stderr,
+               "raftkv: FATAL storage error: %s\n"
+               "raftkv: stopping: the durable Raft state can no longer be trusted, and "
+               "continuing could acknowledge data that is not on disk\n",
+               what.c_str());
+  std::fflush(stderr);
+  std::abort();
+}
+
+std::string rocks_error(const rocksdb::Status& s) { return "RocksDB: " + s.ToString(); }
+
+void check_batch_op(const rocksdb::Status& s) {
+  if (!s.ok()) fail_stop("building a write batch: " + rocks_error(s));
+}
+
+// The log bounds as the requests of one group are laid into a batch.
+struct Bounds {
+  Index snapshot_index;
+  Index last_index;
+};
+
+// LogState: the in-memory index of the durable state, which answers
+// first_index(), last_index(), term() and the meta queries without IO.
+struct LogState {
+  HardState hard_state;
+  codec::SnapshotRecord snapshot;
+  // Invariant: terms[k] is the term of entry first_index() + k, and the log
+  // column family holds exactly the entries [first_index(), last_index()].
+  std::deque<Term> terms;
+
+  Index first_index() const { return snapshot.meta.index + 1; }
+  Index last_index() const { return snapshot.meta.index + terms.size(); }
+};
+
+// Reads and verifies the snapshot data described by `rec`.
+codec::Decoded<std::string> read_snapshot_data(rocksdb::DB* db, rocksdb::ColumnFamilyHandle* cf,
+                                               const rocksdb::ReadOptions& ro,
+                                               const codec::SnapshotRecord& rec) {
+  std::string data;
+  data.reserve(rec.data_size);
+  uint64_t chunk = 0;
+  std::unique_ptr<rocksdb::Iterator> it(db->NewIterator(ro, cf));
+  for (it->SeekToFirst(); it->Valid(); it->Next(), ++chunk) {
+    std::optional<uint64_t> k = codec::decode_u64_key(it->key().ToStringView());
+    if (!k || *k != chunk) {
+      return {std::nullopt, fmt::format("chunk {} missing", chunk)};
+    }
+    data.append(it->value().ToStringView());
+    if (data.size() > rec.data_size) break;
+  }
+  if (!it->status().ok()) return {std::nullopt, rocks_error(it->status())};
+  if (data.size() != rec.data_size) {
+    return {std::nullopt, fmt::format("{}{} bytes stored, but the snapshot meta says {}",
+                                      data.size() > rec.data_size ? "over " : "", data.size(),
+                                      rec.data_size)};
+  }
+  if (codec::crc32c(data) != rec.data_crc) return {std::nullopt, "checksum mismatch"};
+  return {std::move(data), {}};
+}
+
+}  // namespace
+
+WriteRequest WriteRequest::from_ready(const Ready& rd) {
+  WriteRequest req;
+  req.snapshot = rd.snapshot;
+  req.entries = rd.entries;
+  req.hard_state = rd.hard_state;
+  req.sync = rd.must_sync;
+  return req;
+}
+
+using DbSnapshot = std::shared_ptr<const rocksdb::Snapshot>;
+
+struct RocksLogStore::Impl {
+  std::string dir;
+  codec::Identity identity;
+  rocksdb::DB* db = nullptr;
+  std::map<std::string, rocksdb::ColumnFamilyHandle*, std::less<>> column_families;
+  rocksdb::ColumnFamilyHandle* log_cf = nullptr;
+  rocksdb::ColumnFamilyHandle* meta_cf = nullptr;
+  rocksdb::ColumnFamilyHandle* snapshot_cf = nullptr;
+
+  // Serializes writers; held across the RocksDB write. Writers read `state`
+  // under write_mu alone (only writers change it) and change it under mu.
+  std::mutex write_mu;
+  // Guards `state` and `published` for readers.
+  mutable std::mutex mu;
+  // Invariant: `state` describes exactly what a read through `published`
+  // sees in the log, meta and snapshot column families.
+  LogState state;
+  DbSnapshot published;
+
+  ~Impl() {
+    published.reset();
+    if (db == nullptr) return;
+    for (auto& [name, handle] : column_families) db->DestroyColumnFamilyHandle(handle);
+    // Everything acknowledged was synced when it was written; a failure
+    // here can only lose unsynced writes, which nobody was promised.
+    rocksdb::Status s = db->Close();
+    if (!s.ok()) std::fprintf(stderr, "raftkv: closing %s: %s\n", dir.c_str(), s.ToString().c_str());
+    delete db;
+  }
+
+  DbSnapshot take_db_snapshot() {
+    rocksdb::DB* d = db;
+    return DbSnapshot(d->GetSnapshot(), [d](const rocksdb::Snapshot* s) { d->ReleaseSnapshot(s); });
+  }
+
+  // Adds the snapshot's data and meta to `batch`, replacing the old ones.
+  codec::SnapshotRecord put_snapshot(rocksdb::WriteBatch& batch, const SnapshotMeta& meta,
+                                     const Bytes& data) {
+    codec::SnapshotRecord rec;
+    rec.meta = meta;
+    rec.data_size = data.size();
+    rec.data_crc = codec::crc32c(data.view());
+    check_batch_op(batch.DeleteRange(snapshot_cf, codec::encode_u64_key(0),
+                                     codec::encode_u64_key(std::numeric_limits<uint64_t>::max())));
+    std::string_view rest = data.view();
+    for (uint64_t chunk = 0; !rest.empty(); ++chunk) {
+      std::string_view piece = rest.substr(0, kSnapshotChunkBytes);
+      check_batch_op(batch.Put(snapshot_cf, codec::encode_u64_key(chunk), piece));
+      rest.remove_prefix(piece.size());
+    }
+    check_batch_op(batch.Put(meta_cf, kSnapshotMetaKey, codec::encode_snapshot_record(rec)));
+    return rec;
+  }
+
+  // Lays one request into `batch`, in the order of the Ready contract
+  // (ready.h): snapshot, entries, hard state. Returns the snapshot record
+  // when the request installs a snapshot.
+  std::optional<codec::SnapshotRecord> add_to_batch(const WriteRequest& req, Bounds& b,
+                                                    rocksdb::WriteBatch& batch) {
+    std::optional<codec::SnapshotRecord> rec;
+    if (req.snapshot) {
+      const Snapshot& snap = *req.snapshot;
+      RAFTKV_CHECK(snap.meta.index >= b.snapshot_index);
+      // The core installs a snapshot only when its log lacks the snapshot's
+      // last entry, so the whole log goes (Raft §7); keeping a tail could
+      // resurrect entries the core has already overwritten.
+      if (b.last_index > b.snapshot_index) {
+        check_batch_op(batch.DeleteRange(log_cf, codec::encode_index_key(b.snapshot_index + 1),
+                                         codec::encode_index_key(b.last_index + 1)));
+      }
+      rec = put_snapshot(batch, snap.meta, snap.data);
+      b = Bounds{snap.meta.index, snap.meta.index};
+    }
+    if (!req.entries.empty()) {
+      RAFTKV_CHECK(req.entries.front().index.value >= 1);
+      RAFTKV_CHECK(req.entries.front().index <= b.last_index + 1);
+      size_t skip = 0;
+      while (skip < req.entries.size() && req.entries[skip].index <= b.snapshot_index) ++skip;
+      if (skip < req.entries.size()) {
+        Index from = req.entries[skip].index;
+        // A conflicting suffix is deleted before the new entries go in
+        // (Raft §5.3: "delete the existing entry and all that follow it").
+        // Later operations in a batch win over earlier ones, so the Puts
+        // below land on top of the range deletion.
+        if (from <= b.last_index) {
+          check_batch_op(batch.DeleteRange(log_cf, codec::encode_index_key(from),
+                                           codec::encode_index_key(b.last_index + 1)));
+        }
+        for (size_t k = skip; k < req.entries.size(); ++k) {
+          const Entry& e = req.entries[k];
+          RAFTKV_CHECK(e.index == from + (k - skip));
+          check_batch_op(
+              batch.Put(log_cf, codec::encode_index_key(e.index), codec::encode_entry(e)));
+        }
+        b.last_index = req.entries.back().index;
+      }
+    }
+    if (req.hard_state) {
+      check_batch_op(batch.Put(meta_cf, kHardStateKey, codec::encode_hard_state(*req.hard_state)));
+    }
+    return rec;
+  }
+
+  // The in-memory twin of add_to_batch; mirrors MemoryStorage.
+  static void apply_to_state(const WriteRequest& req,
+                             const std::optional<codec::SnapshotRecord>& rec, LogState& s) {
+    if (rec) {
+      s.snapshot = *rec;
+      s.terms.clear();
+    }
+    if (!req.entries.empty()) {
+      size_t skip = 0;
+      while (skip < req.entries.size() && req.entries[skip].index <= s.snapshot.meta.index) ++skip;
+      if (skip < req.entries.size()) {
+        s.terms.resize(req.entries[skip].index - s.first_index());
+        for (size_t k = skip; k < req.entries.size(); ++k) s.terms.push_back(req.entries[k].term);
+      }
+    }
+    if (req.hard_state) s.hard_state = *req.hard_state;
+  }
+
+  // Writes `batch`; with `sync`, the WAL is fsynced before this returns.
+  void write_batch(rocksdb::WriteBatch& batch, bool sync, const char* what) {
+    rocksdb::Status s;
+    if (batch.Count() == 0) {
+      if (!sync) return;
+      s = db->SyncWAL();
+    } else {
+      rocksdb::WriteOptions wo;
+      wo.sync = sync;
+      s = db->Write(wo, &batch);
+    }
+    if (!s.ok()) fail_stop(fmt::format("{} in {}: {}", what, dir, rocks_error(s)));
+  }
+
+  // Makes the result of the write just done visible to readers.
+  template <class Update>
+  void publish(Update update) {
+    DbSnapshot snap = take_db_snapshot();
+    {
+      std::lock_guard lock(mu);
+      update(state);
+      published.swap(snap);
+    }
+    // The previous RocksDB snapshot is released here, outside `mu`, unless
+    // a reader still holds it.
+  }
+};
+
+RocksLogStore::RocksLogStore(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+RocksLogStore::~RocksLogStore() = default;
+
+OpenResult RocksLogStore::open(const std::string& dir, const RocksLogStoreOptions& options) {
+  return RocksLogStoreAccess::open(dir, options, {});
+}
+
+OpenResult RocksLogStoreAccess::open(const std::string& dir, const RocksLogStoreOptions& options,
+                                     std::vector<rocksdb::ColumnFamilyDescriptor> extra) {
+  namespace fs = std::filesystem;
+  auto refuse = [&](const std::string& problem) {
+    return OpenResult{nullptr, fmt::format("cannot open raft store {}: {}", dir, problem)};
+  };
+
+  std::error_code ec;
+  bool exists = fs::exists(dir, ec);
+  if (ec) return refuse(ec.message());
+  if (exists && !fs::is_directory(dir, ec)) return refuse("not a directory");
+  bool has_db = exists && fs::exists(fs::path(dir) / "CURRENT", ec);
+  if (ec) return refuse(ec.message());
+  if (exists && !has_db && !fs::is_empty(dir, ec)) {
+    return refuse("the directory is not empty, but holds no RocksDB store");
+  }
+  if (ec) return refuse(ec.message());
+  if (!exists && !fs::create_directories(dir, ec) && ec) return refuse(ec.message());
+  const bool fresh = !has_db;
+
+  rocksdb::DBOptions db_options;
+  db_options.create_if_missing = fresh;
+  db_options.create_missing_column_families = true;
+  db_options.paranoid_checks = true;
+  // WAL recovery: every write that anyone was told about was synced before
+  // the telling (see "Durability" on the class). A crash can therefore tear
+  // only records written after the last completed sync, and those were
+  // never acknowledged, so dropping an incomplete record at the tail is
+  // safe. A record that is complete but fails its checksum is different: it
+  // may be a synced vote or entry. kTolerateCorruptedTailRecords drops the
+  // former and refuses to open on the latter. The default,
+  // kPointInTimeRecovery, would silently stop replay at a bad record and
+  // discard every synced write after it — a forgotten vote can elect two
+  // leaders in one term. kAbsoluteConsistency would refuse every restart
+  // after an ordinary crash mid-write.
+  db_options.wal_recovery_mode = rocksdb::WALRecoveryMode::kTolerateCorruptedTailRecords;
+
+  std::vector<std::string> existing;
+  if (has_db) {
+    rocksdb::Status s = rocksdb::DB::ListColumnFamilies(db_options, dir, &existing);
+    if (!s.ok()) return refuse(rocks_error(s));
+  }
+  const std::vector<std::string> own = {kLogColumnFamily, kMetaColumnFamily,
+                                        kSnapshotColumnFamily};
+  std::vector<rocksdb::ColumnFamilyDescriptor> descriptors;
+  auto listed = [&](std::string_view name) {
+    for (const auto& d : descriptors) {
+      if (d.name == name) return true;
+    }
+    return false;
+  };
+  descriptors.emplace_back(rocksdb::kDefaultColumnFamilyName, rocksdb::ColumnFamilyOptions());
+  for (const std::string& name : own) descriptors.emplace_back(name, rocksdb::ColumnFamilyOptions());
+  for (const std::string& name : options.extra_column_families) {
+    extra.emplace_back(name, rocksdb::ColumnFamilyOptions());
+  }
+  for (auto& d : extra) {
+    for (const std::string& name : own) {
+      if (d.name == name) return refuse(fmt::format("column family name '{}' is reserved", name));
+    }
+    if (!listed(d.name)) descriptors.push_back(std::move(d));
+  }
+  // RocksDB refuses to open unless every existing column family is named.
+  for (const std::string& name : existing) {
+    if (!listed(name)) descriptors.emplace_back(name, rocksdb::ColumnFamilyOptions());
+  }
+
+  auto impl = std::make_unique<RocksLogStore::Impl>();
+  impl->dir = dir;
+  std::vector<rocksdb::ColumnFamilyHandle*> handles;
+  rocksdb::Status s = rocksdb::DB::Open(db_options, dir, descriptors, &handles, &impl->db);
+  if (!s.ok()) return refuse(rocks_error(s));
+  for (size_t k = 0; k < handles.size(); ++k) {
+    impl->column_families[descriptors[k].name] = handles[k];
+  }
+  impl->log_cf = impl->column_families.at(kLogColumnFamily);
+  impl->meta_cf = impl->column_families.at(kMetaColumnFamily);
+  impl->snapshot_cf = impl->column_families.at(kSnapshotColumnFamily);
+  rocksdb::DB* db = impl->db;
+
+  rocksdb::ReadOptions ro;
+  ro.verify_checksums = true;
+  ro.fill_cache = false;
+  auto cf_empty = [&](rocksdb::ColumnFamilyHandle* cf, bool* empty) {
+    std::unique_ptr<rocksdb::Iterator> it(db->NewIterator(ro, cf));
+    it->SeekToFirst();
+    *empty = !it->Valid();
+    return it->status();
+  };
+  // Reads a meta record; NotFound is reported as an empty string.
+  auto get_meta = [&](const char* key, std::string* value) {
+    rocksdb::Status st = db->Get(ro, impl->meta_cf, key, value);
+    if (st.IsNotFound()) {
+      value->clear();
+      return rocksdb::Status::OK();
+    }
+    return st;
+  };
+
+  std::string value;
+  s = get_meta(kFormatVersionKey, &value);
+  if (!s.ok()) return refuse(rocks_error(s));
+  LogState state;
+  if (value.empty()) {
+    // A new store, or one whose initialization a crash interrupted before
+    // the batch below: both have nothing in our column families.
+    for (rocksdb::ColumnFamilyHandle* cf : {impl->log_cf, impl->meta_cf, impl->snapshot_cf}) {
+      bool empty = false;
+      s = cf_empty(cf, &empty);
+      if (!s.ok()) return refuse(rocks_error(s));
+      if (!empty) return refuse("meta has no format version, but the store is not empty");
+    }
+    impl->identity = codec::Identity{options.cluster_id, options.node_id};
+    state.snapshot.meta.voters = options.initial_voters;
+    state.snapshot.data_crc = codec::crc32c({});
+    rocksdb::WriteBatch batch;
+    check_batch_op(batch.Put(impl->meta_cf, kFormatVersionKey,
+                             codec::encode_format_version(RocksLogStore::kFormatVersion)));
+    check_batch_op(batch.Put(impl->meta_cf, kIdentityKey, codec::encode_identity(impl->identity)));
+    check_batch_op(
+        batch.Put(impl->meta_cf, kHardStateKey, codec::encode_hard_state(state.hard_state)));
+    check_batch_op(batch.Put(impl->meta_cf, kSnapshotMetaKey,
+                             codec::encode_snapshot_record(state.snapshot)));
+    rocksdb::WriteOptions wo;
+    wo.sync = true;
+    s = db->Write(wo, &batch);
+    if (!s.ok()) return refuse("initializing: " + rocks_error(s));
+  } else {
+    codec::Decoded<uint32_t> format = codec::decode_format_version(value);
+    if (!format.value) return refuse("meta format_version: " + format.error);
+    if (*format.value != RocksLogStore::kFormatVersion) {
+      return refuse(fmt::format("unsupported format version {} (this build reads {})",
+                                *format.value, RocksLogStore::kFormatVersion));
+    }
+    // A column family that vanished from an initialized store was created
+    // empty by this open; the data it held is gone.
+    for (const std::string& name : own) {
+      if (std::find(existing.begin(), existing.end(), name) == existing.end()) {
+        return refuse(fmt::format("column family '{}' is missing", name));
+      }
+    }
+
+    s = get_meta(kIdentityKey, &value);
+    if (!s.ok()) return refuse(rocks_error(s));
+    if (value.empty()) return refuse("meta has no identity record");
+    codec::Decoded<codec::Identity> id = codec::decode_identity(value);
+    if (!id.value) return refuse("meta identity: " + id.error);
+    impl->identity = *id.value;
+    if (options.cluster_id != 0 && options.cluster_id != id.value->cluster_id) {
+      return refuse(id.value->cluster_id == 0
+                        ? fmt::format("data dir records no cluster id, not cluster {}",
+                                      options.cluster_id)
+                        : fmt::format("data dir belongs to cluster {}, not cluster {}",
+                                      id.value->cluster_id, options.cluster_id));
+    }
+    if (options.node_id != kNoNode && options.node_id != id.value->node_id) {
+      return refuse(id.value->node_id == kNoNode
+                        ? fmt::format("data dir records no node id, not node {}", options.node_id)
+                        : fmt::format("data dir belongs to node {}, not node {}",
+                                      id.value->node_id, options.node_id));
+    }
+
+    s = get_meta(kHardStateKey, &value);
+    if (!s.ok()) return refuse(rocks_error(s));
+    if (value.empty()) return refuse("meta has no hard state");
+    codec::Decoded<HardState> hs = codec::decode_hard_state(value);
+    if (!hs.value) return refuse("meta hard_state: " + hs.error);
+    state.hard_state = *hs.value;
+
+    s = get_meta(kSnapshotMetaKey, &value);
+    if (!s.ok()) return refuse(rocks_error(s));
+    if (value.empty()) return refuse("meta has no snapshot meta");
+    codec::Decoded<codec::SnapshotRecord> snap = codec::decode_snapshot_record(value);
+    if (!snap.value) return refuse("meta snapshot_meta: " + snap.error);
+    state.snapshot = *snap.value;
+
+    // The whole log, once: every checksum, every index against its key, no
+    // gaps, terms never decreasing (Log Matching, Raft §5.3, implies a log's
+    // terms are non-decreasing).
+    const SnapshotMeta& meta = state.snapshot.meta;
+    Index expect = meta.index + 1;
+    Term prev_term = meta.term;
+    std::unique_ptr<rocksdb::Iterator> it(db->NewIterator(ro, impl->log_cf));
+    for (it->SeekToFirst(); it->Valid(); it->Next()) {
+      std::optional<uint64_t> key = codec::decode_u64_key(it->key().ToStringView());
+      if (!key) return refuse(fmt::format("log key of {} bytes is not an index", it->key().size()));
+      Index i(*key);
+      if (i != expect) {
+        if (state.terms.empty() && i <= meta.index) {
+          return refuse(
+              fmt::format("log entry {} is at or below the snapshot index {}", i, meta.index));
+        }
+        if (state.terms.empty()) {
+          return refuse(fmt::format("log gap: first entry {} does not follow snapshot index {}", i,
+                                    meta.index));
+        }
+        return refuse(fmt::format("log gap: {} follows {}", i, expect - 1));
+      }
+      codec::Decoded<Entry> e = codec::decode_entry(it->value().ToStringView());
+      if (!e.value) return refuse(fmt::format("log entry {}: {}", i, e.error));
+      if (e.value->index != i) {
+        return refuse(fmt::format("log entry {}: stored index {} does not match its key", i,
+                                  e.value->index));
+      }
+      if (e.value->term < prev_term) {
+        return refuse(fmt::format("log entry {}: term {} is below term {} before it", i,
+                                  e.value->term, prev_term));
+      }
+      prev_term = e.value->term;
+      state.terms.push_back(e.value->term);
+      ++expect;
+    }
+    if (!it->status().ok()) return refuse(rocks_error(it->status()));
+    it.reset();
+
+    if (state.hard_state.commit > state.last_index()) {
+      return refuse(fmt::format("hard state commit {} is beyond the last index {}",
+                                state.hard_state.commit, state.last_index()));
+    }
+    codec::Decoded<std::string> data =
+        read_snapshot_data(db, impl->snapshot_cf, ro, state.snapshot);
+    if (!data.value) return refuse("snapshot data: " + data.error);
+  }
+
+  impl->state = std::move(state);
+  impl->published = impl->take_db_snapshot();
+  return OpenResult{std::unique_ptr<RocksLogStore>(new RocksLogStore(std::move(impl))), {}};
+}
+
+rocksdb::DB* RocksLogStoreAccess::db(RocksLogStore& store) { return store.impl_->db; }
+
+rocksdb::ColumnFamilyHandle* RocksLogStoreAccess::column_family(RocksLogStore& store,
+                                                                std::string_view name) {
+  auto it = store.impl_->column_families.find(name);
+  return it == store.impl_->column_families.end() ? nullptr : it->second;
+}
+
+HardState RocksLogStore::hard_state() const {
+  std::lock_guard lock(impl_->mu);
+  return impl_->state.hard_state;
+}
+
+SnapshotMeta RocksLogStore::snapshot_meta() const {
+  std::lock_guard lock(impl_->mu);
+  return impl_->state.snapshot.meta;
+}
+
+Index RocksLogStore::first_index() const {
+  std::lock_guard lock(impl_->mu);
+  return impl_->state.first_index();
+}
+
+Index RocksLogStore::last_index() const {
+  std::lock_guard lock(impl_->mu);
+  return impl_->state.last_index();
+}
+
+std::optional<Term> RocksLogStore::term(Index i) const {
+  std::lock_guard lock(impl_->mu);
+  const LogState& s = impl_->state;
+  if (i == s.snapshot.meta.index) return s.snapshot.meta.term;
+  if (i < s.snapshot.meta.index || i > s.last_index()) return std::nullopt;
+  return s.terms[i - s.first_index()];
+}
+
+Snapshot RocksLogStore::snapshot() const {
+  codec::SnapshotRecord rec;
+  DbSnapshot db_snap;
+  {
+    std::lock_guard lock(impl_->mu);
+    rec = impl_->state.snapshot;
+    db_snap = impl_->published;
+  }
+  rocksdb::ReadOptions ro;
+  ro.snapshot = db_snap.get();
+  codec::Decoded<std::string> data = read_snapshot_data(impl_->db, impl_->snapshot_cf, ro, rec);
+  if (!data.value) {
+    fail_stop(fmt::format("reading snapshot {} in {}: {}", rec.meta.index, impl_->dir, data.error));
+  }
+  return Snapshot{std::move(rec.meta), Bytes(std::move(*data.value))};
+}
+
+std::vector<Entry> RocksLogStore::entries(Index lo, Index hi, size_t max_bytes) const {
+  DbSnapshot db_snap;
+  {
+    std::lock_guard lock(impl_->mu);
+    const LogState& s = impl_->state;
+    RAFTKV_CHECK(s.first_index() <= lo && lo <= hi && hi <= s.last_index() + 1);
+    db_snap = impl_->published;
+  }
+  std::vector<Entry> out;
+  if (lo == hi) return out;
+  std::string upper = codec::encode_index_key(hi);
+  rocksdb::Slice upper_slice(upper);
+  rocksdb::ReadOptions ro;
+  ro.snapshot = db_snap.get();
+  ro.iterate_upper_bound = &upper_slice;
+  std::unique_ptr<rocksdb::Iterator> it(impl_->db->NewIterator(ro, impl_->log_cf));
+  Index expect = lo;
+  size_t bytes = 0;
+  bool limited = false;
+  for (it->Seek(codec::encode_index_key(lo)); it->Valid(); it->Next()) {
+    std::optional<uint64_t> key = codec::decode_u64_key(it->key().ToStringView());
+    if (!key || Index(*key) != expect) break;
+    codec::Decoded<Entry> e = codec::decode_entry(it->value().ToStringView());
+    if (!e.value) fail_stop(fmt::format("log entry {} in {}: {}", expect, impl_->dir, e.error));
+    if (e.value->index != expect) {
+      fail_stop(fmt::format("log entry {} in {}: stored index {} does not match its key", expect,
+                            impl_->dir, e.value->index));
+    }
+    bytes += e.value->byte_size();
+    if (!out.empty() && bytes > max_bytes) {
+      limited = true;
+      break;
+    }
+    out.push_back(std::move(*e.value));
+    ++expect;
+  }
+  if (!it->status().ok()) {
+    fail_stop(fmt::format("reading log entries from {} in {}: {}", lo, impl_->dir,
+                          rocks_error(it->status())));
+  }
+  if (!limited && expect != hi) {
+    fail_stop(fmt::format("log entry {} in {} is missing, though the index says [{}, {}) exist",
+                          expect, impl_->dir, lo, hi));
+  }
+  return out;
+}
+
+void RocksLogStore::write(const WriteRequest& req) {
+  const WriteRequest* one = &req;
+  write_group(std::span<const WriteRequest* const>(&one, 1));
+}
+
+void RocksLogStore::write_group(std::span<const WriteRequest* const> reqs) {
+  Impl& m = *impl_;
+  std::lock_guard write_lock(m.write_mu);
+  Bounds b{m.state.snapshot.meta.index, m.state.last_index()};
+  rocksdb::WriteBatch batch;
+  bool sync = false;
+  std::vector<std::optional<codec::SnapshotRecord>> records;
+  records.reserve(reqs.size());
+  for (const WriteRequest* req : reqs) {
+    records.push_back(m.add_to_batch(*req, b, batch));
+    sync = sync || req->sync;
+  }
+  // Durability point: with `sync`, the batch is in the fsynced WAL before
+  // write_batch returns, and only after that may the caller report it
+  // persisted (Raft Figure 2; Thesis §3.8).
+  m.write_batch(batch, sync, "write");
+  m.publish([&](LogState& s) {
+    for (size_t k = 0; k < reqs.size(); ++k) Impl::apply_to_state(*reqs[k], records[k], s);
+    RAFTKV_CHECK(s.first_index() == b.snapshot_index + 1 && s.last_index() == b.last_index);
+  });
+}
+
+StoreStatus RocksLogStore::compact(Index index, Bytes data, Term term, std::vector<NodeId> voters) {
+  Impl& m = *impl_;
+  std::lock_guard write_lock(m.write_mu);
+  const LogState& s = m.state;
+  if (index <= s.snapshot.meta.index) {
+    return {fmt::format("cannot compact to {}: the log is already compacted to {}", index,
+                        s.snapshot.meta.index)};
+  }
+  if (index > s.last_index()) {
+    return {fmt::format("cannot compact to {}: beyond the last index {}", index, s.last_index())};
+  }
+  Term stored = s.terms[index - s.first_index()];
+  if (stored != term) {
+    return {fmt::format("cannot compact to {} at term {}: entry {} has term {}", index, term, index,
+                        stored)};
+  }
+  // Snapshot and prefix deletion in one batch: a crash leaves either the old
+  // snapshot with the whole log or the new snapshot with the suffix, never a
+  // log with a hole in front of it.
+  rocksdb::WriteBatch batch;
+  check_batch_op(batch.DeleteRange(m.log_cf, codec::encode_index_key(s.first_index()),
+                                   codec::encode_index_key(index + 1)));
+  SnapshotMeta meta{index, term, std::move(voters)};
+  codec::SnapshotRecord rec = m.put_snapshot(batch, meta, data);
+  m.write_batch(batch, /*sync=*/true, "compact");
+  m.publish([&](LogState& st) {
+    size_t drop = index - st.snapshot.meta.index;
+    st.terms.erase(st.terms.begin(), st.terms.begin() + static_cast<std::ptrdiff_t>(drop));
+    st.snapshot = std::move(rec);
+  });
+  return {};
+}
+
+uint64_t RocksLogStore::cluster_id() const { return impl_->identity.cluster_id; }
+NodeId RocksLogStore::node_id() const { return impl_->identity.node_id; }
+const std::string& RocksLogStore::dir() const { return impl_->dir; }
+
+}  // namespace raftkv::raft
