@@ -98,9 +98,15 @@ std::string Raft::describe() const {
   static const char* kStates[] = {"probe", "replicate", "snapshot"};
   for (auto& [n, pr] : progress_) {
     if (n == id_) continue;
-    s += fmt::format(" [{}: {} match={} next={} inflight={}{}{}]", n,
+    s += fmt::format(" [{}: {} match={} next={} inflight={}{}{}", n,
                      kStates[static_cast<int>(pr.state)], pr.match, pr.next, pr.inflights.count(),
                      pr.probe_sent ? " probe_sent" : "", pr.recent_active ? " active" : "");
+    if (pr.state == ProgressState::kSnapshot) {
+      s += fmt::format(" snap={}/{} size={} acked={} sent={}{}", pr.snapshot.meta.index,
+                       pr.snapshot.meta.term, pr.snapshot.data.size(), pr.snapshot_acked,
+                       pr.snapshot_sent, pr.snapshot_final_sent ? " final" : "");
+    }
+    s += "]";
   }
   return s;
 }

@@ -69,6 +69,8 @@ void Progress::become_snapshot(Snapshot snap) {
   snapshot_acked = 0;
   snapshot_sent = 0;
   snapshot_final_sent = false;
+  snapshot_resent_at.reset();
+  snapshot_reported = 0;
   snapshot_idle_ticks = 0;
 }
 

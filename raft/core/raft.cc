@@ -209,8 +209,13 @@ void Raft::tick_heartbeat() {
       if (n == id_ || pr.state != ProgressState::kSnapshot) continue;
       if (++pr.snapshot_idle_ticks * config_.heartbeat_ticks >= config_.election_ticks) {
         pr.snapshot_idle_ticks = 0;
+        // No progress for an election timeout: trust the follower's latest
+        // report, even below what it acked before (it may have lost its
+        // partial transfer and restarted from a delayed first chunk).
+        pr.snapshot_acked = std::min(pr.snapshot_acked, pr.snapshot_reported);
         pr.snapshot_sent = pr.snapshot_acked;
         pr.snapshot_final_sent = false;
+        pr.snapshot_resent_at.reset();
         send_snapshot_chunks(n, pr);
       }
     }
@@ -394,20 +399,32 @@ void Raft::handle_snapshot_chunk(const Message& m) {
     send(std::move(r));
     return;
   }
-  if (m.snapshot_offset == 0) {
+  bool have_transfer = incoming_snapshot_ && incoming_snapshot_->meta == meta;
+  if (!have_transfer && m.snapshot_offset == 0) {
     incoming_snapshot_ = Snapshot{meta, {}};
     incoming_data_.clear();
+    have_transfer = true;
   }
-  bool in_sequence = incoming_snapshot_ && incoming_snapshot_->meta == meta &&
-                     m.snapshot_offset == incoming_data_.size();
-  if (in_sequence) incoming_data_.append(m.snapshot_data.view());
-  if (!in_sequence || !m.snapshot_done) {
-    r.snapshot_ack = true;
-    r.snapshot = meta;
-    r.snapshot_offset = incoming_snapshot_ && incoming_snapshot_->meta == meta ? incoming_data_.size() : 0;
+  r.snapshot_ack = true;
+  r.snapshot = meta;
+  if (!have_transfer) {
+    // We hold nothing of this snapshot (we restarted, or it is new to us and
+    // chunk 0 was lost): ask the leader to start over.
+    r.reject = true;
     send(std::move(r));
     return;
   }
+  // Chunks are taken strictly in order; a duplicate (offset below what we
+  // hold, e.g. a delayed chunk 0) or a chunk after a gap changes nothing.
+  bool in_sequence = m.snapshot_offset == incoming_data_.size();
+  if (in_sequence) incoming_data_.append(m.snapshot_data.view());
+  if (!in_sequence || !m.snapshot_done) {
+    r.snapshot_offset = incoming_data_.size();
+    send(std::move(r));
+    return;
+  }
+  r.snapshot_ack = false;
+  r.snapshot = {};
   Snapshot snap{meta, Bytes(std::move(incoming_data_))};
   incoming_snapshot_.reset();
   incoming_data_.clear();
@@ -484,14 +501,28 @@ void Raft::handle_append_response(const Message& m, Progress& pr) {
 
 void Raft::handle_snapshot_ack(const Message& m, Progress& pr) {
   if (pr.state != ProgressState::kSnapshot || m.snapshot != pr.snapshot.meta) return;
-  if (m.snapshot_offset < pr.snapshot_acked) {
-    // The follower lost its partial transfer (restart): resend from there.
-    pr.snapshot_sent = m.snapshot_offset;
+  pr.snapshot_reported = m.reject ? 0 : m.snapshot_offset;
+  if (m.reject) {
+    // The follower holds nothing of this transfer: start over.
+    pr.snapshot_acked = pr.snapshot_sent = 0;
+    pr.snapshot_final_sent = false;
+    pr.snapshot_resent_at.reset();
+    pr.snapshot_idle_ticks = 0;
+  } else if (m.snapshot_offset > pr.snapshot_acked) {
+    pr.snapshot_idle_ticks = 0;
+    pr.snapshot_acked = m.snapshot_offset;
+    pr.snapshot_sent = std::max(pr.snapshot_sent, pr.snapshot_acked);
+  } else if (m.snapshot_offset == pr.snapshot_acked && pr.snapshot_sent > pr.snapshot_acked &&
+             pr.snapshot_resent_at != pr.snapshot_acked) {
+    // A repeated ack: the chunk at the acked offset was lost or overtaken,
+    // and the follower dropped everything after it. Go back to it, once per
+    // offset (later repeats are answered by chunks already resent).
+    pr.snapshot_resent_at = pr.snapshot_acked;
+    pr.snapshot_sent = pr.snapshot_acked;
     pr.snapshot_final_sent = false;
   }
-  pr.snapshot_acked = m.snapshot_offset;
-  pr.snapshot_sent = std::max(pr.snapshot_sent, pr.snapshot_acked);
-  pr.snapshot_idle_ticks = 0;
+  // An ack below what was acked already is usually a reordered, stale one:
+  // ignored here; the idle timer above recovers if it was the truth.
   send_snapshot_chunks(m.from, pr);
 }
 

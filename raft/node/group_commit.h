@@ -27,9 +27,10 @@ namespace raftkv::raft {
 //     may the node send votes and acks or tell the core "persisted").
 //   - the destructor: any thread but the storage thread.
 //
-// Backpressure: the queue holds at most `max_pending` requests. submit()
-// blocks while it is full (a slow disk slows the producers rather than
-// growing memory without bound); try_submit() refuses instead. A callback
+// Backpressure: at most `max_pending` requests wait in the queue (plus the
+// group being written). submit() blocks while the queue is full, so a slow
+// disk slows the producers rather than growing memory without bound;
+// try_submit() refuses instead, for callers that must not block. A callback
 // runs on the storage thread, so it must not call submit() (it could wait
 // forever for the thread it runs on); it may call try_submit().
 //

@@ -38,7 +38,9 @@ constexpr char kSnapshotMetaKey[] = "snapshot_meta";
   std::abort();
 }
 
-std::string rocks_error(const rocksdb::Status& s) { return "RocksDB: " + s.ToString(); }
+std::string rocks_error(const rocksdb::Status& s) {
+  return "RocksDB: " + s.ToString();
+}
 
 void check_batch_op(const rocksdb::Status& s) {
   if (!s.ok()) fail_stop("building a write batch: " + rocks_error(s));
@@ -81,9 +83,9 @@ codec::Decoded<std::string> read_snapshot_data(rocksdb::DB* db, rocksdb::ColumnF
   }
   if (!it->status().ok()) return {std::nullopt, rocks_error(it->status())};
   if (data.size() != rec.data_size) {
-    return {std::nullopt, fmt::format("{}{} bytes stored, but the snapshot meta says {}",
-                                      data.size() > rec.data_size ? "over " : "", data.size(),
-                                      rec.data_size)};
+    return {std::nullopt,
+            fmt::format("{}{} bytes stored, but the snapshot meta says {}",
+                        data.size() > rec.data_size ? "over " : "", data.size(), rec.data_size)};
   }
   if (codec::crc32c(data) != rec.data_crc) return {std::nullopt, "checksum mismatch"};
   return {std::move(data), {}};
@@ -124,11 +126,13 @@ struct RocksLogStore::Impl {
   ~Impl() {
     published.reset();
     if (db == nullptr) return;
-    for (auto& [name, handle] : column_families) db->DestroyColumnFamilyHandle(handle);
+    for (auto& [name, handle] : column_families)
+      db->DestroyColumnFamilyHandle(handle);
     // Everything acknowledged was synced when it was written; a failure
     // here can only lose unsynced writes, which nobody was promised.
     rocksdb::Status s = db->Close();
-    if (!s.ok()) std::fprintf(stderr, "raftkv: closing %s: %s\n", dir.c_str(), s.ToString().c_str());
+    if (!s.ok())
+      std::fprintf(stderr, "raftkv: closing %s: %s\n", dir.c_str(), s.ToString().c_str());
     delete db;
   }
 
@@ -179,7 +183,8 @@ struct RocksLogStore::Impl {
       RAFTKV_CHECK(req.entries.front().index.value >= 1);
       RAFTKV_CHECK(req.entries.front().index <= b.last_index + 1);
       size_t skip = 0;
-      while (skip < req.entries.size() && req.entries[skip].index <= b.snapshot_index) ++skip;
+      while (skip < req.entries.size() && req.entries[skip].index <= b.snapshot_index)
+        ++skip;
       if (skip < req.entries.size()) {
         Index from = req.entries[skip].index;
         // A conflicting suffix is deleted before the new entries go in
@@ -214,10 +219,12 @@ struct RocksLogStore::Impl {
     }
     if (!req.entries.empty()) {
       size_t skip = 0;
-      while (skip < req.entries.size() && req.entries[skip].index <= s.snapshot.meta.index) ++skip;
+      while (skip < req.entries.size() && req.entries[skip].index <= s.snapshot.meta.index)
+        ++skip;
       if (skip < req.entries.size()) {
         s.terms.resize(req.entries[skip].index - s.first_index());
-        for (size_t k = skip; k < req.entries.size(); ++k) s.terms.push_back(req.entries[k].term);
+        for (size_t k = skip; k < req.entries.size(); ++k)
+          s.terms.push_back(req.entries[k].term);
       }
     }
     if (req.hard_state) s.hard_state = *req.hard_state;
@@ -292,7 +299,13 @@ OpenResult RocksLogStoreAccess::open(const std::string& dir, const RocksLogStore
   // kPointInTimeRecovery, would silently stop replay at a bad record and
   // discard every synced write after it — a forgotten vote can elect two
   // leaders in one term. kAbsoluteConsistency would refuse every restart
-  // after an ordinary crash mid-write.
+  // after an ordinary crash mid-write. The price of this mode: a crash
+  // that leaves non-zero garbage (rather than a short file or zeros) in the
+  // tail is also refused, since it cannot be told apart from a damaged
+  // synced record; that is the safe side of an ambiguous case, and rare on
+  // journaling filesystems. (WAL recycling must stay off: with
+  // recycled files this mode reads a bad checksum as the end of the log.)
+  db_options.recycle_log_file_num = 0;
   db_options.wal_recovery_mode = rocksdb::WALRecoveryMode::kTolerateCorruptedTailRecords;
 
   std::vector<std::string> existing;
@@ -300,8 +313,7 @@ OpenResult RocksLogStoreAccess::open(const std::string& dir, const RocksLogStore
     rocksdb::Status s = rocksdb::DB::ListColumnFamilies(db_options, dir, &existing);
     if (!s.ok()) return refuse(rocks_error(s));
   }
-  const std::vector<std::string> own = {kLogColumnFamily, kMetaColumnFamily,
-                                        kSnapshotColumnFamily};
+  const std::vector<std::string> own = {kLogColumnFamily, kMetaColumnFamily, kSnapshotColumnFamily};
   std::vector<rocksdb::ColumnFamilyDescriptor> descriptors;
   auto listed = [&](std::string_view name) {
     for (const auto& d : descriptors) {
@@ -310,7 +322,8 @@ OpenResult RocksLogStoreAccess::open(const std::string& dir, const RocksLogStore
     return false;
   };
   descriptors.emplace_back(rocksdb::kDefaultColumnFamilyName, rocksdb::ColumnFamilyOptions());
-  for (const std::string& name : own) descriptors.emplace_back(name, rocksdb::ColumnFamilyOptions());
+  for (const std::string& name : own)
+    descriptors.emplace_back(name, rocksdb::ColumnFamilyOptions());
   for (const std::string& name : options.extra_column_families) {
     extra.emplace_back(name, rocksdb::ColumnFamilyOptions());
   }
@@ -379,8 +392,8 @@ OpenResult RocksLogStoreAccess::open(const std::string& dir, const RocksLogStore
     check_batch_op(batch.Put(impl->meta_cf, kIdentityKey, codec::encode_identity(impl->identity)));
     check_batch_op(
         batch.Put(impl->meta_cf, kHardStateKey, codec::encode_hard_state(state.hard_state)));
-    check_batch_op(batch.Put(impl->meta_cf, kSnapshotMetaKey,
-                             codec::encode_snapshot_record(state.snapshot)));
+    check_batch_op(
+        batch.Put(impl->meta_cf, kSnapshotMetaKey, codec::encode_snapshot_record(state.snapshot)));
     rocksdb::WriteOptions wo;
     wo.sync = true;
     s = db->Write(wo, &batch);
@@ -407,17 +420,17 @@ OpenResult RocksLogStoreAccess::open(const std::string& dir, const RocksLogStore
     if (!id.value) return refuse("meta identity: " + id.error);
     impl->identity = *id.value;
     if (options.cluster_id != 0 && options.cluster_id != id.value->cluster_id) {
-      return refuse(id.value->cluster_id == 0
-                        ? fmt::format("data dir records no cluster id, not cluster {}",
-                                      options.cluster_id)
-                        : fmt::format("data dir belongs to cluster {}, not cluster {}",
-                                      id.value->cluster_id, options.cluster_id));
+      return refuse(
+          id.value->cluster_id == 0
+              ? fmt::format("data dir records no cluster id, not cluster {}", options.cluster_id)
+              : fmt::format("data dir belongs to cluster {}, not cluster {}", id.value->cluster_id,
+                            options.cluster_id));
     }
     if (options.node_id != kNoNode && options.node_id != id.value->node_id) {
       return refuse(id.value->node_id == kNoNode
                         ? fmt::format("data dir records no node id, not node {}", options.node_id)
-                        : fmt::format("data dir belongs to node {}, not node {}",
-                                      id.value->node_id, options.node_id));
+                        : fmt::format("data dir belongs to node {}, not node {}", id.value->node_id,
+                                      options.node_id));
     }
 
     s = get_meta(kHardStateKey, &value);
@@ -459,8 +472,8 @@ OpenResult RocksLogStoreAccess::open(const std::string& dir, const RocksLogStore
       codec::Decoded<Entry> e = codec::decode_entry(it->value().ToStringView());
       if (!e.value) return refuse(fmt::format("log entry {}: {}", i, e.error));
       if (e.value->index != i) {
-        return refuse(fmt::format("log entry {}: stored index {} does not match its key", i,
-                                  e.value->index));
+        return refuse(
+            fmt::format("log entry {}: stored index {} does not match its key", i, e.value->index));
       }
       if (e.value->term < prev_term) {
         return refuse(fmt::format("log entry {}: term {} is below term {} before it", i,
@@ -487,7 +500,9 @@ OpenResult RocksLogStoreAccess::open(const std::string& dir, const RocksLogStore
   return OpenResult{std::unique_ptr<RocksLogStore>(new RocksLogStore(std::move(impl))), {}};
 }
 
-rocksdb::DB* RocksLogStoreAccess::db(RocksLogStore& store) { return store.impl_->db; }
+rocksdb::DB* RocksLogStoreAccess::db(RocksLogStore& store) {
+  return store.impl_->db;
+}
 
 rocksdb::ColumnFamilyHandle* RocksLogStoreAccess::column_family(RocksLogStore& store,
                                                                 std::string_view name) {
@@ -609,7 +624,8 @@ void RocksLogStore::write_group(std::span<const WriteRequest* const> reqs) {
   // persisted (Raft Figure 2; Thesis §3.8).
   m.write_batch(batch, sync, "write");
   m.publish([&](LogState& s) {
-    for (size_t k = 0; k < reqs.size(); ++k) Impl::apply_to_state(*reqs[k], records[k], s);
+    for (size_t k = 0; k < reqs.size(); ++k)
+      Impl::apply_to_state(*reqs[k], records[k], s);
     RAFTKV_CHECK(s.first_index() == b.snapshot_index + 1 && s.last_index() == b.last_index);
   });
 }
@@ -647,8 +663,14 @@ StoreStatus RocksLogStore::compact(Index index, Bytes data, Term term, std::vect
   return {};
 }
 
-uint64_t RocksLogStore::cluster_id() const { return impl_->identity.cluster_id; }
-NodeId RocksLogStore::node_id() const { return impl_->identity.node_id; }
-const std::string& RocksLogStore::dir() const { return impl_->dir; }
+uint64_t RocksLogStore::cluster_id() const {
+  return impl_->identity.cluster_id;
+}
+NodeId RocksLogStore::node_id() const {
+  return impl_->identity.node_id;
+}
+const std::string& RocksLogStore::dir() const {
+  return impl_->dir;
+}
 
 }  // namespace raftkv::raft

@@ -21,25 +21,31 @@ constexpr CrcTables make_crc_tables() {
   CrcTables t{};
   for (uint32_t b = 0; b < 256; ++b) {
     uint32_t c = b;
-    for (int k = 0; k < 8; ++k) c = (c & 1) ? (c >> 1) ^ kCastagnoli : c >> 1;
+    for (int k = 0; k < 8; ++k)
+      c = (c & 1) ? (c >> 1) ^ kCastagnoli : c >> 1;
     t[0][b] = c;
   }
   for (size_t k = 1; k < 8; ++k) {
-    for (uint32_t b = 0; b < 256; ++b) t[k][b] = (t[k - 1][b] >> 8) ^ t[0][t[k - 1][b] & 0xFF];
+    for (uint32_t b = 0; b < 256; ++b)
+      t[k][b] = (t[k - 1][b] >> 8) ^ t[0][t[k - 1][b] & 0xFF];
   }
   return t;
 }
 
 constexpr CrcTables kCrcTables = make_crc_tables();
 
-void put_u8(std::string& out, uint8_t v) { out.push_back(static_cast<char>(v)); }
+void put_u8(std::string& out, uint8_t v) {
+  out.push_back(static_cast<char>(v));
+}
 
 void put_u32(std::string& out, uint32_t v) {
-  for (int k = 0; k < 4; ++k) out.push_back(static_cast<char>((v >> (8 * k)) & 0xFF));
+  for (int k = 0; k < 4; ++k)
+    out.push_back(static_cast<char>((v >> (8 * k)) & 0xFF));
 }
 
 void put_u64(std::string& out, uint64_t v) {
-  for (int k = 0; k < 8; ++k) out.push_back(static_cast<char>((v >> (8 * k)) & 0xFF));
+  for (int k = 0; k < 8; ++k)
+    out.push_back(static_cast<char>((v >> (8 * k)) & 0xFF));
 }
 
 // Appends the CRC32C of everything written so far.
@@ -76,7 +82,8 @@ class FieldReader {
       return 0;
     }
     uint64_t v = 0;
-    for (size_t k = 0; k < n; ++k) v |= uint64_t{static_cast<uint8_t>(rest_[k])} << (8 * k);
+    for (size_t k = 0; k < n; ++k)
+      v |= uint64_t{static_cast<uint8_t>(rest_[k])} << (8 * k);
     rest_.remove_prefix(n);
     return v;
   }
@@ -116,28 +123,31 @@ uint32_t crc32c(std::string_view data, uint32_t crc) {
   size_t n = data.size();
   uint32_t c = ~crc;
   while (n >= 8) {
-    uint32_t lo = c ^ (uint32_t{p[0]} | uint32_t{p[1]} << 8 | uint32_t{p[2]} << 16 |
-                       uint32_t{p[3]} << 24);
+    uint32_t lo =
+        c ^ (uint32_t{p[0]} | uint32_t{p[1]} << 8 | uint32_t{p[2]} << 16 | uint32_t{p[3]} << 24);
     c = kCrcTables[7][lo & 0xFF] ^ kCrcTables[6][(lo >> 8) & 0xFF] ^
         kCrcTables[5][(lo >> 16) & 0xFF] ^ kCrcTables[4][lo >> 24] ^ kCrcTables[3][p[4]] ^
         kCrcTables[2][p[5]] ^ kCrcTables[1][p[6]] ^ kCrcTables[0][p[7]];
     p += 8;
     n -= 8;
   }
-  while (n-- > 0) c = (c >> 8) ^ kCrcTables[0][(c ^ *p++) & 0xFF];
+  while (n-- > 0)
+    c = (c >> 8) ^ kCrcTables[0][(c ^ *p++) & 0xFF];
   return ~c;
 }
 
 std::string encode_u64_key(uint64_t v) {
   std::string out(8, '\0');
-  for (int k = 0; k < 8; ++k) out[7 - k] = static_cast<char>((v >> (8 * k)) & 0xFF);
+  for (int k = 0; k < 8; ++k)
+    out[7 - k] = static_cast<char>((v >> (8 * k)) & 0xFF);
   return out;
 }
 
 std::optional<uint64_t> decode_u64_key(std::string_view key) {
   if (key.size() != 8) return std::nullopt;
   uint64_t v = 0;
-  for (char c : key) v = (v << 8) | static_cast<uint8_t>(c);
+  for (char c : key)
+    v = (v << 8) | static_cast<uint8_t>(c);
   return v;
 }
 
@@ -243,7 +253,8 @@ std::string encode_snapshot_record(const SnapshotRecord& rec) {
   put_u64(out, rec.meta.index.value);
   put_u64(out, rec.meta.term.value);
   put_u32(out, static_cast<uint32_t>(rec.meta.voters.size()));
-  for (NodeId v : rec.meta.voters) put_u64(out, v.value);
+  for (NodeId v : rec.meta.voters)
+    put_u64(out, v.value);
   put_u64(out, rec.data_size);
   put_u32(out, rec.data_crc);
   return seal(std::move(out));
@@ -261,7 +272,8 @@ Decoded<SnapshotRecord> decode_snapshot_record(std::string_view bytes) {
   // reserving gigabytes.
   if (!r.ok() || uint64_t{voters} * 8 > r.remaining()) return {std::nullopt, "record truncated"};
   rec.meta.voters.reserve(voters);
-  for (uint32_t k = 0; k < voters; ++k) rec.meta.voters.push_back(NodeId(r.u64()));
+  for (uint32_t k = 0; k < voters; ++k)
+    rec.meta.voters.push_back(NodeId(r.u64()));
   rec.data_size = r.u64();
   rec.data_crc = r.u32();
   if (!r.ok() || r.remaining() != 0) return trailing_bytes_error<SnapshotRecord>(r);

@@ -36,7 +36,9 @@ inline constexpr uint8_t kRecordVersion = 1;
 // Big-endian u64 keys, used for log indexes and snapshot chunk numbers.
 std::string encode_u64_key(uint64_t v);
 std::optional<uint64_t> decode_u64_key(std::string_view key);
-inline std::string encode_index_key(Index i) { return encode_u64_key(i.value); }
+inline std::string encode_index_key(Index i) {
+  return encode_u64_key(i.value);
+}
 
 // Decoded<T>: a decoded value, or what was wrong with the bytes.
 template <class T>

@@ -442,7 +442,28 @@ TEST(RaftPaper, Section7_OutOfOrderChunkIsNotAppended) {
   EXPECT_FALSE(rd.snapshot);
   ASSERT_EQ(rd.persisted_messages.size(), 1u);
   EXPECT_TRUE(rd.persisted_messages[0].snapshot_ack);
-  EXPECT_EQ(rd.persisted_messages[0].snapshot_offset, 0u) << "must ask for a resend from 0";
+  EXPECT_TRUE(rd.persisted_messages[0].reject) << "must ask the leader to start over";
+}
+
+TEST(RaftPaper, Section7_DelayedDuplicateOfFirstChunkDoesNotRestartTheTransfer) {
+  TestNode f(NodeId(2));
+  SnapshotMeta meta{Index(5), Term(1), ids(3)};
+  auto chunk = [&](uint64_t off, std::string data, bool done) {
+    Message c = msg(MessageType::kSnapshot, 1, 2, 1);
+    c.snapshot = meta;
+    c.snapshot_offset = off;
+    c.snapshot_data = Bytes(std::move(data));
+    c.snapshot_done = done;
+    f.raft->step(c);
+    return f.flush();
+  };
+  chunk(0, "0123", false);
+  chunk(4, "4567", false);
+  auto out = chunk(0, "0123", false);  // a late duplicate
+  ASSERT_EQ(out.size(), 1u);
+  EXPECT_EQ(out[0].snapshot_offset, 8u);
+  out = chunk(8, "89", true);
+  EXPECT_EQ(f.disk.snapshot().data.view(), "0123456789");
 }
 
 TEST(RaftCore, SingleNodeCommitsOnlyAfterItsOwnWrite) {

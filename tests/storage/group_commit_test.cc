@@ -1,0 +1,251 @@
+#include "raft/node/group_commit.h"
+
+#include <atomic>
+#include <future>
+#include <mutex>
+#include <thread>
+
+#include <fmt/format.h>
+#include <gtest/gtest.h>
+
+#include "tests/storage/storage_test_util.h"
+
+namespace raftkv::raft {
+namespace {
+
+using testing::make_entry;
+using testing::must_open;
+using testing::TempDir;
+
+std::string producer_data(int producer, int seq) {
+  return fmt::format("p{}:{}", producer, seq);
+}
+
+TEST(GroupCommitTest, ConcurrentProducersShareFsyncs) {
+  constexpr int kProducers = 8;
+  constexpr int kPerProducer = 200;
+  constexpr int kTotal = kProducers * kPerProducer;
+  TempDir tmp;
+  std::string dir = tmp.sub("db");
+  auto store = must_open(dir);
+  ASSERT_TRUE(store);
+
+  // completed[p]: the seqs of producer p in the order their callbacks ran.
+  // Only the storage thread appends; the main thread reads after the join
+  // in ~GroupCommitter.
+  std::vector<std::vector<int>> completed(kProducers);
+  std::atomic<int> calls{0};
+  std::promise<void> all_done;
+  GroupCommitter::Stats stats;
+  {
+    GroupCommitter committer(*store);
+    // Raft assigns indexes in order, so taking the next index and queueing
+    // the request happen together; everything else runs concurrently with
+    // the storage thread's fsyncs.
+    std::mutex order_mu;
+    uint64_t next_index = 1;
+    std::vector<std::thread> producers;
+    for (int p = 0; p < kProducers; ++p) {
+      producers.emplace_back([&, p] {
+        for (int seq = 0; seq < kPerProducer; ++seq) {
+          std::lock_guard lock(order_mu);
+          WriteRequest req;
+          req.entries = {make_entry(next_index, 1, producer_data(p, seq))};
+          req.hard_state = HardState{Term(1), NodeId(1), Index(next_index - 1)};
+          ++next_index;
+          bool accepted = committer.submit(std::move(req), [&, p, seq] {
+            completed[p].push_back(seq);
+            if (calls.fetch_add(1) + 1 == kTotal) all_done.set_value();
+          });
+          ASSERT_TRUE(accepted);
+        }
+      });
+    }
+    for (std::thread& t : producers)
+      t.join();
+    all_done.get_future().wait();
+    stats = committer.stats();
+  }
+  EXPECT_EQ(calls.load(), kTotal);
+  for (int p = 0; p < kProducers; ++p) {
+    ASSERT_EQ(completed[p].size(), static_cast<size_t>(kPerProducer)) << "producer " << p;
+    for (int seq = 0; seq < kPerProducer; ++seq)
+      EXPECT_EQ(completed[p][seq], seq);
+  }
+
+  EXPECT_EQ(stats.requests, static_cast<uint64_t>(kTotal));
+  EXPECT_EQ(stats.entries, static_cast<uint64_t>(kTotal));
+  std::printf(
+      "group commit, %d producers: %lu requests, %lu batches, %lu syncs: %.3f syncs per "
+      "request, %.3f fsyncs per entry\n",
+      kProducers, static_cast<unsigned long>(stats.requests),
+      static_cast<unsigned long>(stats.batches), static_cast<unsigned long>(stats.syncs),
+      static_cast<double>(stats.syncs) / static_cast<double>(stats.requests),
+      static_cast<double>(stats.syncs) / static_cast<double>(stats.entries));
+  ::testing::Test::RecordProperty("syncs", static_cast<int>(stats.syncs));
+  ::testing::Test::RecordProperty("requests", static_cast<int>(stats.requests));
+  EXPECT_LT(stats.syncs, stats.requests);
+
+  store.reset();
+  store = must_open(dir);
+  ASSERT_EQ(store->last_index(), Index(kTotal));
+  std::vector<Entry> all = store->entries(Index(1), Index(kTotal + 1), SIZE_MAX);
+  ASSERT_EQ(all.size(), static_cast<size_t>(kTotal));
+  std::vector<int> next_seq(kProducers, 0);
+  for (const Entry& e : all) {
+    // Each producer's entries appear in its own order.
+    int p = 0, seq = 0;
+    ASSERT_EQ(std::sscanf(std::string(e.data.view()).c_str(), "p%d:%d", &p, &seq), 2);
+    EXPECT_EQ(seq, next_seq[p]++);
+  }
+  EXPECT_EQ(store->hard_state().commit, Index(kTotal - 1));
+}
+
+// Clients that each wait for their own write before sending the next, as
+// Raft clients waiting for a commit do: every fsync is shared by the
+// requests of the clients that arrived while the previous one ran.
+TEST(GroupCommitTest, WaitingClientsShareFsyncs) {
+  constexpr int kClients = 16;
+  constexpr int kPerClient = 40;
+  TempDir tmp;
+  std::string dir = tmp.sub("db");
+  auto store = must_open(dir);
+  ASSERT_TRUE(store);
+  GroupCommitter::Stats stats;
+  {
+    GroupCommitter committer(*store);
+    std::mutex order_mu;
+    uint64_t next_index = 1;
+    std::vector<std::thread> clients;
+    for (int c = 0; c < kClients; ++c) {
+      clients.emplace_back([&, c] {
+        for (int seq = 0; seq < kPerClient; ++seq) {
+          std::promise<void> durable;
+          {
+            std::lock_guard lock(order_mu);
+            WriteRequest req;
+            req.entries = {make_entry(next_index++, 1, producer_data(c, seq))};
+            bool accepted = committer.submit(std::move(req), [&] { durable.set_value(); });
+            ASSERT_TRUE(accepted);
+          }
+          durable.get_future().wait();
+        }
+      });
+    }
+    for (std::thread& t : clients)
+      t.join();
+    stats = committer.stats();
+  }
+  EXPECT_EQ(stats.requests, static_cast<uint64_t>(kClients * kPerClient));
+  std::printf(
+      "group commit, %d waiting clients: %lu requests, %lu syncs: %.3f syncs per request "
+      "(%.1f requests per fsync)\n",
+      kClients, static_cast<unsigned long>(stats.requests), static_cast<unsigned long>(stats.syncs),
+      static_cast<double>(stats.syncs) / static_cast<double>(stats.requests),
+      static_cast<double>(stats.requests) / static_cast<double>(stats.syncs));
+  EXPECT_LT(stats.syncs, stats.requests);
+  store.reset();
+  store = must_open(dir);
+  EXPECT_EQ(store->last_index(), Index(kClients * kPerClient));
+}
+
+TEST(GroupCommitTest, CountersCoverEveryRequestOnceDrained) {
+  TempDir tmp;
+  auto store = must_open(tmp.sub("db"));
+  ASSERT_TRUE(store);
+  constexpr int kRequests = 300;
+  std::promise<void> all_done;
+  std::atomic<int> calls{0};
+  GroupCommitter committer(*store);
+  for (int i = 1; i <= kRequests; ++i) {
+    WriteRequest req;
+    req.entries = {make_entry(i, 1)};
+    req.sync = (i % 3 != 0);
+    ASSERT_TRUE(committer.submit(std::move(req), [&] {
+      if (calls.fetch_add(1) + 1 == kRequests) all_done.set_value();
+    }));
+  }
+  all_done.get_future().wait();
+  GroupCommitter::Stats s = committer.stats();
+  EXPECT_EQ(s.requests, static_cast<uint64_t>(kRequests));
+  EXPECT_EQ(s.entries, static_cast<uint64_t>(kRequests));
+  EXPECT_LE(s.syncs, s.batches);
+  EXPECT_GE(s.syncs, 1u);
+  std::printf("single producer: %lu requests, %lu batches, %lu syncs (%.3f syncs per request)\n",
+              static_cast<unsigned long>(s.requests), static_cast<unsigned long>(s.batches),
+              static_cast<unsigned long>(s.syncs), static_cast<double>(s.syncs) / s.requests);
+  EXPECT_EQ(store->last_index(), Index(kRequests));
+}
+
+TEST(GroupCommitTest, CallbacksRunInSubmissionOrder) {
+  TempDir tmp;
+  auto store = must_open(tmp.sub("db"));
+  ASSERT_TRUE(store);
+  std::vector<int> order;  // storage thread only, until the join
+  {
+    GroupCommitter committer(*store);
+    for (int i = 1; i <= 100; ++i) {
+      ASSERT_TRUE(committer.submit(testing::append_request({make_entry(i, 1)}),
+                                   [&order, i] { order.push_back(i); }));
+    }
+  }
+  ASSERT_EQ(order.size(), 100u);
+  for (int i = 1; i <= 100; ++i)
+    EXPECT_EQ(order[i - 1], i);
+  EXPECT_EQ(store->last_index(), Index(100));
+}
+
+TEST(GroupCommitTest, TrySubmitRefusesWhenTheQueueIsFull) {
+  TempDir tmp;
+  auto store = must_open(tmp.sub("db"));
+  ASSERT_TRUE(store);
+  std::promise<void> started, gate;
+  std::shared_future<void> gate_open = gate.get_future().share();
+  std::atomic<int> calls{0};
+  {
+    GroupCommitter committer(*store, /*max_pending=*/2);
+    // The first callback holds the storage thread, so the queue fills.
+    ASSERT_TRUE(committer.submit(testing::append_request({make_entry(1, 1)}), [&] {
+      started.set_value();
+      gate_open.wait();
+      calls.fetch_add(1);
+    }));
+    started.get_future().wait();
+    for (uint64_t i = 2; i <= 3; ++i) {
+      WriteRequest req = testing::append_request({make_entry(i, 1)});
+      GroupCommitter::Done done = [&] { calls.fetch_add(1); };
+      ASSERT_TRUE(committer.try_submit(std::move(req), std::move(done)));
+    }
+    WriteRequest refused = testing::append_request({make_entry(4, 1)});
+    GroupCommitter::Done refused_done = [&] { calls.fetch_add(100); };
+    EXPECT_FALSE(committer.try_submit(std::move(refused), std::move(refused_done)));
+    // A refusal leaves the request with the caller, for a retry.
+    ASSERT_EQ(refused.entries.size(), 1u);
+    EXPECT_EQ(refused.entries[0].index, Index(4));
+    EXPECT_TRUE(static_cast<bool>(refused_done));
+    gate.set_value();
+  }
+  EXPECT_EQ(calls.load(), 3);
+  EXPECT_EQ(store->last_index(), Index(3));
+}
+
+TEST(GroupCommitTest, BlockedProducerResumesWhenRoomFrees) {
+  TempDir tmp;
+  auto store = must_open(tmp.sub("db"));
+  ASSERT_TRUE(store);
+  std::atomic<int> calls{0};
+  {
+    GroupCommitter committer(*store, /*max_pending=*/1);
+    // With room for one request, each submit waits for the previous group;
+    // none is lost or reordered.
+    for (uint64_t i = 1; i <= 50; ++i) {
+      ASSERT_TRUE(committer.submit(testing::append_request({make_entry(i, 1)}),
+                                   [&] { calls.fetch_add(1); }));
+    }
+  }
+  EXPECT_EQ(calls.load(), 50);
+  EXPECT_EQ(store->last_index(), Index(50));
+}
+
+}  // namespace
+}  // namespace raftkv::raft
