@@ -40,14 +40,16 @@ enum class OpKind { kGet, kPut, kAppend, kDelete };
 // Return time of an operation whose outcome is unknown (+infinity).
 inline constexpr int64_t kUnknownReturn = std::numeric_limits<int64_t>::max();
 
+// Fields all have defaults, so designated initializers may name just the relevant ones.
 struct Operation {
   int client = 0;  // Diagnostics only.
   OpKind kind = OpKind::kGet;
-  std::string key;
-  std::string value;                  // Input of Put and Append; ignored otherwise.
-  std::optional<std::string> output;  // Get's observed value (nullopt = absent); ignored otherwise.
-  int64_t call = 0;                   // Invocation time.
-  int64_t ret = 0;  // Response time, >= call; kUnknownReturn if the outcome is unknown.
+  std::string key{};
+  std::string value{};  // Input of Put and Append; ignored otherwise.
+  std::optional<std::string>
+      output{};      // Get's observed value (nullopt = absent); ignored otherwise.
+  int64_t call = 0;  // Invocation time.
+  int64_t ret = 0;   // Response time, >= call; kUnknownReturn if the outcome is unknown.
   bool outcome_unknown = false;  // Same effect as ret == kUnknownReturn.
 };
 

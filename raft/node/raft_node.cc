@@ -1,0 +1,333 @@
+#include "raft/node/raft_node.h"
+
+#include <random>
+
+#include <asio.hpp>
+#include <fmt/format.h>
+
+#include "raft/core/check.h"
+#include "raft/node/group_commit.h"
+#include "raft/node/log_line.h"
+#include "raft/node/rocks_log_store.h"
+#include "raft/node/transport.h"
+
+namespace raftkv::raft {
+
+namespace {
+// Readies in the storage queue at once. More would only queue behind the
+// disk; the core keeps accumulating meanwhile, and the next Ready takes it all.
+constexpr size_t kMaxWritesInFlight = 8;
+}  // namespace
+
+struct RaftNode::Impl {
+  Impl(asio::io_context& io_, const NodeOptions& o, RocksLogStore& st, GroupCommitter& gc,
+       StateMachine& s, Transport& t)
+      : io(io_), opts(o), store(st), committer(gc), sm(s), transport(t), ticker(io_) {}
+
+  asio::io_context& io;
+  NodeOptions opts;
+  RocksLogStore& store;
+  GroupCommitter& committer;
+  StateMachine& sm;
+  Transport& transport;
+  std::unique_ptr<Raft> raft;
+  asio::steady_timer ticker;
+  bool stopped = false;
+  bool pump_scheduled = false;
+  // Posted callbacks check this, so none runs after the node is gone.
+  std::shared_ptr<bool> alive = std::make_shared<bool>(true);
+
+  // Readies handed to storage, oldest first; completions arrive in order.
+  std::deque<Ready> writes;
+
+  struct Waiter {
+    Term term;
+    ProposeDone done;
+  };
+  // Proposals by log index. A waiter completes when its index is applied:
+  // kApplied if the applied entry has its term, kLost otherwise (Raft §5.3:
+  // (index, term) identifies an entry).
+  std::map<Index, Waiter> proposals;
+  uint64_t next_read = 1;
+  std::map<uint64_t, ReadDone> reads_awaiting_confirmation;
+  std::multimap<Index, ReadDone> reads_awaiting_apply;
+
+  SoftState soft;
+  struct HandOff {
+    int ticks_left;
+    std::function<void(bool)> done;
+  };
+  std::optional<HandOff> hand_off;
+
+  void schedule_pump() {
+    if (pump_scheduled || stopped) return;
+    pump_scheduled = true;
+    // Everything that arrives in this turn of the event loop (a socket read
+    // full of requests, a batch of peer messages) shares one Ready.
+    asio::post(io, [this, a = alive] {
+      if (!*a) return;
+      pump_scheduled = false;
+      pump();
+    });
+  }
+
+  void pump() {
+    while (!stopped && raft->has_ready() && writes.size() < kMaxWritesInFlight) {
+      Ready rd = raft->ready();
+      if (rd.soft_state) on_soft_state(*rd.soft_state);
+      for (uint64_t ctx : rd.failed_reads) finish_read(ctx, false);
+      // Thesis §10.2.1: replication leaves now, in parallel with our own write.
+      if (!rd.messages.empty()) transport.send(std::move(rd.messages));
+      rd.messages.clear();
+      WriteRequest req = WriteRequest::from_ready(rd);
+      req.sync = rd.must_sync;
+      bool inline_done = req.empty() && writes.empty();
+      writes.push_back(std::move(rd));
+      if (inline_done) {
+        on_write_done();
+        continue;
+      }
+      // Runs on the storage thread, possibly after this node is gone: it
+      // touches only the io_context (which outlives the node) and `alive`.
+      committer.submit(std::move(req), [this, &ctx = io, a = alive] {
+        asio::post(ctx, [this, a] {
+          if (*a) on_write_done();
+        });
+      });
+    }
+  }
+
+  // Runs once the oldest outstanding Ready's writes are durable.
+  void on_write_done() {
+    RAFTKV_CHECK(!writes.empty());
+    Ready rd = std::move(writes.front());
+    writes.pop_front();
+    // Raft Figure 2 / Thesis §3.8: votes and acks only after the write above.
+    if (!rd.persisted_messages.empty()) transport.send(std::move(rd.persisted_messages));
+    if (rd.snapshot) {
+      std::string error;
+      if (!sm.restore(*rd.snapshot, &error)) {
+        log_line("raft", fmt::format("FATAL: cannot install snapshot: {}", error));
+        std::abort();
+      }
+      log_line("raft", fmt::format("snapshot installed at index {} term {}", rd.snapshot->meta.index,
+                                   rd.snapshot->meta.term));
+      // Waiters at or below the snapshot never see their entry applied here.
+      while (!proposals.empty() && proposals.begin()->first <= rd.snapshot->meta.index) {
+        auto done = std::move(proposals.begin()->second.done);
+        proposals.erase(proposals.begin());
+        done(Outcome::kLost);
+      }
+    }
+    for (const Entry& e : rd.committed_entries) {
+      sm.apply(e);
+      auto it = proposals.find(e.index);
+      if (it != proposals.end()) {
+        Waiter w = std::move(it->second);
+        proposals.erase(it);
+        w.done(w.term == e.term ? Outcome::kApplied : Outcome::kLost);
+      }
+    }
+    for (const ReadState& rs : rd.read_states) {
+      auto it = reads_awaiting_confirmation.find(rs.context);
+      if (it == reads_awaiting_confirmation.end()) continue;
+      reads_awaiting_apply.emplace(rs.index, std::move(it->second));
+      reads_awaiting_confirmation.erase(it);
+    }
+    raft->advance(rd);
+    serve_reads();
+    maybe_compact();
+    schedule_pump();
+  }
+
+  void serve_reads() {
+    Index applied = sm.applied_index();
+    while (!reads_awaiting_apply.empty() && reads_awaiting_apply.begin()->first <= applied) {
+      auto done = std::move(reads_awaiting_apply.begin()->second);
+      reads_awaiting_apply.erase(reads_awaiting_apply.begin());
+      done(true);
+    }
+  }
+
+  void finish_read(uint64_t ctx, bool ok) {
+    auto it = reads_awaiting_confirmation.find(ctx);
+    if (it == reads_awaiting_confirmation.end()) return;
+    auto done = std::move(it->second);
+    reads_awaiting_confirmation.erase(it);
+    done(ok);
+  }
+
+  void on_soft_state(const SoftState& s) {
+    if (s.term != soft.term) log_line("raft", fmt::format("term {} -> {}", soft.term, s.term));
+    if (s.role != soft.role || s.leader != soft.leader) {
+      if (s.role == Role::kLeader) {
+        log_line("raft", fmt::format("won election: leader of term {}", s.term));
+      } else if (soft.role == Role::kLeader) {
+        log_line("raft", fmt::format("lost leadership in term {}; now {} (leader {})", s.term,
+                                     to_string(s.role), s.leader));
+      } else {
+        log_line("raft", fmt::format("{} in term {}, leader {}", to_string(s.role), s.term, s.leader));
+      }
+    }
+    // Reads confirmed by the old leadership were already released; the rest
+    // fail through Ready::failed_reads. Reads past confirmation but waiting
+    // for apply stay valid: their index was confirmed.
+    soft = s;
+  }
+
+  void maybe_compact() {
+    Index applied = sm.applied_index();
+    Index snap = store.snapshot_meta().index;
+    if (opts.snapshot_every == 0 || applied - snap < opts.snapshot_every) return;
+    std::optional<Term> term = raft->log().term(applied);
+    if (!term) return;
+    // Only applied (hence durable: we apply after the write) state is
+    // compacted, so the log never loses an entry the state machine lacks.
+    StoreStatus st = store.compact(applied, sm.snapshot(), *term, raft->voters());
+    if (!st.ok()) {
+      log_line("raft", fmt::format("snapshot at {} refused: {}", applied, st.error));
+      return;
+    }
+    log_line("raft", fmt::format("snapshot taken at index {} term {}", applied, *term));
+  }
+
+  void on_tick() {
+    if (stopped) return;
+    raft->tick();
+    if (hand_off) {
+      if (raft->role() != Role::kLeader && raft->leader() != kNoNode &&
+          raft->leader() != opts.id) {
+        auto done = std::move(hand_off->done);
+        hand_off.reset();
+        done(true);
+      } else if (--hand_off->ticks_left <= 0) {
+        auto done = std::move(hand_off->done);
+        hand_off.reset();
+        done(false);
+      } else if (raft->role() == Role::kLeader && raft->transferee() == kNoNode) {
+        start_transfer();
+      }
+    }
+    pump();
+    arm_ticker();
+  }
+
+  void arm_ticker() {
+    ticker.expires_after(std::chrono::milliseconds(opts.tick_ms));
+    ticker.async_wait([this, a = alive](const asio::error_code& ec) {
+      if (!ec && *a) on_tick();
+    });
+  }
+
+  void start_transfer() {
+    // The follower with the longest matching log can take over soonest.
+    NodeId best;
+    Index best_match;
+    for (NodeId n : raft->voters()) {
+      if (n == opts.id) continue;
+      const Progress* pr = raft->progress(n);
+      if (pr && pr->recent_active && (best == kNoNode || pr->match > best_match)) {
+        best = n;
+        best_match = pr->match;
+      }
+    }
+    if (best != kNoNode) {
+      log_line("raft", fmt::format("transferring leadership to {}", best));
+      raft->transfer_leadership(best);
+    }
+  }
+};
+
+RaftNode::RaftNode(asio::io_context& io, const NodeOptions& options, RocksLogStore& store,
+                   GroupCommitter& committer, StateMachine& sm, Transport& transport)
+    : impl_(std::make_unique<Impl>(io, options, store, committer, sm, transport)) {}
+
+RaftNode::~RaftNode() {
+  *impl_->alive = false;
+  impl_->stopped = true;
+}
+
+bool RaftNode::start(std::string* error) {
+  Impl& m = *impl_;
+  Snapshot snap = m.store.snapshot();
+  if (snap.meta.index > Index(0) && !m.sm.restore(snap, error)) return false;
+  Config cfg = m.opts.raft;
+  cfg.id = m.opts.id;
+  cfg.voters = m.opts.voters;
+  cfg.election_ticks = m.opts.election_ticks;
+  cfg.heartbeat_ticks = m.opts.heartbeat_ticks;
+  cfg.applied = m.sm.applied_index();
+  // Randomized timeouts must differ between nodes and between restarts.
+  cfg.seed = std::random_device{}() ^ (m.opts.id.value << 32);
+  m.raft = std::make_unique<Raft>(cfg, m.store);
+  m.soft = {m.raft->leader(), m.raft->role(), m.raft->term()};
+  log_line("raft", fmt::format("node {} started: term {} log [{}..{}] commit {} applied {}",
+                               m.opts.id, m.raft->term(), m.raft->log().first_index(),
+                               m.raft->log().last_index(), m.raft->log().committed(),
+                               cfg.applied));
+  m.arm_ticker();
+  return true;
+}
+
+void RaftNode::stop() {
+  impl_->stopped = true;
+  impl_->ticker.cancel();
+}
+
+void RaftNode::step(std::vector<Message>&& msgs) {
+  if (impl_->stopped) return;
+  for (const Message& m : msgs) impl_->raft->step(m);
+  impl_->schedule_pump();
+}
+
+void RaftNode::propose(Bytes command, ProposeDone done) {
+  Impl& m = *impl_;
+  if (m.stopped) return done(Outcome::kNotLeader);
+  ProposeResult r = m.raft->propose(std::move(command));
+  switch (r.status) {
+    case ProposeResult::Status::kNotLeader:
+      return done(Outcome::kNotLeader);
+    case ProposeResult::Status::kBusy:
+      return done(Outcome::kBusy);
+    case ProposeResult::Status::kAccepted:
+      break;
+  }
+  // An older waiter at this index belongs to an entry that was overwritten.
+  auto it = m.proposals.find(r.index);
+  if (it != m.proposals.end()) {
+    auto old = std::move(it->second.done);
+    m.proposals.erase(it);
+    old(Outcome::kLost);
+  }
+  m.proposals.emplace(r.index, Impl::Waiter{r.term, std::move(done)});
+  m.schedule_pump();
+}
+
+void RaftNode::read(ReadDone done) {
+  Impl& m = *impl_;
+  if (m.stopped) return done(false);
+  uint64_t ctx = m.next_read++;
+  m.reads_awaiting_confirmation.emplace(ctx, std::move(done));
+  m.raft->read_index(ctx);
+  m.schedule_pump();
+}
+
+void RaftNode::hand_off_leadership(int timeout_ms, std::function<void(bool)> done) {
+  Impl& m = *impl_;
+  if (m.raft->role() != Role::kLeader || m.opts.voters.size() == 1) return done(true);
+  m.hand_off = Impl::HandOff{std::max(1, timeout_ms / m.opts.tick_ms), std::move(done)};
+  m.start_transfer();
+  m.schedule_pump();
+}
+
+NodeStatus RaftNode::status() const {
+  const Raft& r = *impl_->raft;
+  return {impl_->opts.id, r.role(), r.term(), r.leader(), r.log().committed(),
+          impl_->sm.applied_index()};
+}
+
+NodeId RaftNode::leader() const { return impl_->raft->leader(); }
+uint64_t RaftNode::syncs() const { return impl_->committer.stats().syncs; }
+uint64_t RaftNode::entries_persisted() const { return impl_->committer.stats().entries; }
+
+}  // namespace raftkv::raft

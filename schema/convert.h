@@ -1,0 +1,69 @@
+// Conversion between the plain C++ values raftkv works with and their
+// payloads (frame.h): raft::Message batches and the handshake for peers,
+// requests and replies for clients, and the KvCommand stored in log entries.
+//
+// Encoders append a whole frame to a caller's buffer, so a transport can
+// coalesce several frames into one write. Decoders take a payload (as
+// FrameDecoder returns it, header included) and run the FlatBuffers Verifier
+// before reading any field; then they reject what verifies but cannot be
+// meant: enum values out of range, counts over the limits below, and byte
+// vectors that add up to more than the payload (a FlatBuffer may point many
+// offsets at one vector; decoding each copy would multiply memory).
+//
+// Byte fields (entry data, snapshot chunks, keys, values) are copied exactly
+// once, out of the receive buffer into the decoded value.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "raft/core/message.h"
+#include "schema/client_protocol.h"
+#include "schema/frame.h"
+#include "schema/result.h"
+
+namespace raftkv::wire {
+
+// Limits on what one peer frame may decode into. Far above what Raft's flow
+// control produces; they bound what a hostile frame can make us allocate.
+inline constexpr size_t kMaxMessagesPerFrame = size_t{1} << 16;
+inline constexpr size_t kMaxEntriesPerFrame = size_t{1} << 20;
+inline constexpr size_t kMaxVoters = 1024;
+
+// The first frame on a peer connection, in both directions.
+struct Handshake {
+  uint32_t protocol_version = kProtocolVersion;
+  uint64_t cluster_id = 0;  // a node refuses a peer from another cluster
+  raft::NodeId node_id;     // who is speaking; never inferred from the address
+
+  bool operator==(const Handshake&) const = default;
+};
+
+// Appends one frame carrying `messages` (possibly for several recipients;
+// each Message names its own `to`). Fails, leaving *out unchanged, if the
+// frame would exceed max_frame_bytes: split the batch.
+Status append_peer_frame(std::span<const raft::Message> messages, std::string* out,
+                         size_t max_frame_bytes = kMaxFrameBytes);
+Result<std::vector<raft::Message>> decode_peer_messages(std::string_view payload);
+
+Status append_handshake_frame(const Handshake& handshake, std::string* out);
+Result<Handshake> decode_handshake(std::string_view payload);
+
+Status append_client_request_frame(const ClientRequest& request, std::string* out,
+                                   size_t max_frame_bytes = kMaxFrameBytes);
+Result<ClientRequest> decode_client_request(std::string_view payload);
+
+Status append_client_reply_frame(const ClientReply& reply, std::string* out,
+                                 size_t max_frame_bytes = kMaxFrameBytes);
+Result<ClientReply> decode_client_reply(std::string_view payload);
+
+// A KvCommand's payload, ready to be proposed as an entry's data. Encoded
+// once by the leader; every replica applies these same bytes.
+raft::Bytes encode_kv_command(const KvCommand& command);
+Result<KvCommand> decode_kv_command(std::string_view payload);
+
+}  // namespace raftkv::wire

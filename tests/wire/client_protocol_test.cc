@@ -1,0 +1,177 @@
+// Client requests and replies, and the KvCommand replicated in the log.
+#include "schema/client_protocol.h"
+
+#include <string>
+
+#include <gtest/gtest.h>
+
+#include "schema/convert.h"
+#include "tests/wire/wire_testing.h"
+
+namespace raftkv::wire {
+namespace {
+
+std::string only_payload(std::string_view stream) {
+  FrameDecoder decoder;
+  decoder.feed(stream);
+  Result<std::optional<Frame>> frame = decoder.next();
+  EXPECT_TRUE(frame.ok() && frame->has_value());
+  if (!frame.ok() || !frame->has_value()) return {};
+  std::string payload((*frame)->payload);
+  EXPECT_TRUE(decoder.finish().ok());
+  return payload;
+}
+
+ClientRequest round_trip(const ClientRequest& request) {
+  std::string stream;
+  EXPECT_TRUE(append_client_request_frame(request, &stream).ok());
+  Result<ClientRequest> out = decode_client_request(only_payload(stream));
+  EXPECT_TRUE(out.ok()) << out.error().message;
+  return out.ok() ? *out : ClientRequest{};
+}
+
+ClientReply round_trip(const ClientReply& reply) {
+  std::string stream;
+  EXPECT_TRUE(append_client_reply_frame(reply, &stream).ok());
+  Result<ClientReply> out = decode_client_reply(only_payload(stream));
+  EXPECT_TRUE(out.ok()) << out.error().message;
+  return out.ok() ? *out : ClientReply{};
+}
+
+KvCommand round_trip(const KvCommand& command) {
+  raft::Bytes bytes = encode_kv_command(command);
+  Result<KvCommand> out = decode_kv_command(bytes.view());
+  EXPECT_TRUE(out.ok()) << out.error().message;
+  return out.ok() ? *out : KvCommand{};
+}
+
+constexpr Op kAllOps[] = {Op::kGet, Op::kPut, Op::kAppend, Op::kDelete, Op::kStatus};
+constexpr ReplyStatus kAllStatuses[] = {ReplyStatus::kOk,        ReplyStatus::kNotFound,
+                                        ReplyStatus::kNotLeader, ReplyStatus::kBusy,
+                                        ReplyStatus::kTimeout,   ReplyStatus::kBadRequest,
+                                        ReplyStatus::kTooLarge,  ReplyStatus::kInternal};
+constexpr raft::Role kAllRoles[] = {raft::Role::kFollower, raft::Role::kPreCandidate,
+                                    raft::Role::kCandidate, raft::Role::kLeader};
+
+TEST(ClientRequestCodec, RoundTripsEveryOp) {
+  for (Op op : kAllOps) {
+    const ClientRequest in{9, ClientId(77), 12, op, "key", std::string("v\0al", 4)};
+    EXPECT_EQ(round_trip(in), in) << to_string(op);
+  }
+}
+
+TEST(ClientRequestCodec, RoundTripsRandomRequests) {
+  for (uint64_t seed = 0; seed < 500; ++seed) {
+    raft::Rng rng(seed);
+    const ClientRequest in = test::random_client_request(rng);
+    ASSERT_EQ(round_trip(in), in) << "seed " << seed;
+  }
+}
+
+TEST(ClientRequestCodec, RefusesRequestOverFrameLimit) {
+  std::string out;
+  const ClientRequest big{1, ClientId(1), 1, Op::kPut, "k", std::string(5000, 'v')};
+  Status s = append_client_request_frame(big, &out, 4096);
+  ASSERT_FALSE(s.ok());
+  EXPECT_EQ(s.error().code, ErrorCode::kFrameTooLarge);
+  EXPECT_TRUE(out.empty());
+}
+
+TEST(ClientReplyCodec, RoundTripsEveryStatus) {
+  for (ReplyStatus status : kAllStatuses) {
+    ClientReply in;
+    in.request_id = 5;
+    in.status = status;
+    in.value = "v";
+    in.leader_hint = raft::NodeId(3);
+    in.leader_address = "10.1.2.3:7001";
+    in.message = "detail";
+    EXPECT_EQ(round_trip(in), in) << to_string(status);
+  }
+}
+
+TEST(ClientReplyCodec, DistinguishesEmptyValueFromMissingKey) {
+  ClientReply empty_value;
+  empty_value.value = "";
+  EXPECT_EQ(round_trip(empty_value).value, std::optional<std::string>(""));
+  ClientReply no_value;
+  no_value.status = ReplyStatus::kNotFound;
+  EXPECT_EQ(round_trip(no_value).value, std::nullopt);
+}
+
+TEST(ClientReplyCodec, RoundTripsNodeStatusInEveryRole) {
+  for (raft::Role role : kAllRoles) {
+    ClientReply in;
+    in.node_status = NodeStatus{raft::NodeId(1),  role,           raft::Term(4), raft::NodeId(2),
+                                raft::Index(100), raft::Index(99)};
+    EXPECT_EQ(round_trip(in), in);
+  }
+}
+
+TEST(ClientReplyCodec, RoundTripsRandomReplies) {
+  for (uint64_t seed = 0; seed < 500; ++seed) {
+    raft::Rng rng(seed);
+    const ClientReply in = test::random_client_reply(rng);
+    ASSERT_EQ(round_trip(in), in) << "seed " << seed;
+  }
+}
+
+TEST(ClientReplyCodec, RejectsRequestPayload) {
+  std::string stream;
+  ASSERT_TRUE(append_client_request_frame(ClientRequest{}, &stream).ok());
+  Result<ClientReply> out = decode_client_reply(only_payload(stream));
+  ASSERT_FALSE(out.ok());
+  EXPECT_EQ(out.error().code, ErrorCode::kBadHeader);
+}
+
+TEST(KvCommandCodec, RoundTripsEveryOp) {
+  for (Op op : kAllOps) {
+    const KvCommand in{ClientId(4), 17, op, "k", "value", 1'700'000'000'000};
+    EXPECT_EQ(round_trip(in), in) << to_string(op);
+  }
+}
+
+TEST(KvCommandCodec, RoundTripsRandomCommands) {
+  for (uint64_t seed = 0; seed < 500; ++seed) {
+    raft::Rng rng(seed);
+    const KvCommand in = test::random_kv_command(rng);
+    ASSERT_EQ(round_trip(in), in) << "seed " << seed;
+  }
+}
+
+// Stored log entries carry a versioned payload, like frames do.
+TEST(KvCommandCodec, IsAVersionedPayload) {
+  raft::Bytes bytes = encode_kv_command(KvCommand{});
+  ASSERT_GE(bytes.size(), kPayloadHeaderBytes);
+  EXPECT_EQ(bytes.size() % 8, 0u);
+  EXPECT_EQ(bytes.view()[0], static_cast<char>(kProtocolVersion));
+  EXPECT_EQ(bytes.view()[1], static_cast<char>(PayloadKind::kKvCommand));
+  std::string future(bytes.view());
+  future[0] = static_cast<char>(kProtocolVersion + 1);
+  Result<KvCommand> out = decode_kv_command(future);
+  ASSERT_FALSE(out.ok());
+  EXPECT_EQ(out.error().code, ErrorCode::kUnsupportedVersion);
+}
+
+TEST(KvCommandCodec, DecodesFromMisalignedBuffer) {
+  const KvCommand in{ClientId(1), 2, Op::kAppend, "key", "value", 3};
+  raft::Bytes bytes = encode_kv_command(in);
+  for (size_t offset = 0; offset < 8; ++offset) {
+    std::string buffer(offset, '\0');
+    buffer += bytes.view();
+    Result<KvCommand> out = decode_kv_command(std::string_view(buffer).substr(offset));
+    ASSERT_TRUE(out.ok()) << offset << ": " << out.error().message;
+    EXPECT_EQ(*out, in);
+  }
+}
+
+TEST(KvCommandCodec, RejectsEmptyAndShortInput) {
+  for (std::string_view input : {std::string_view(), std::string_view("\x01\x05", 2)}) {
+    Result<KvCommand> out = decode_kv_command(input);
+    ASSERT_FALSE(out.ok());
+    EXPECT_EQ(out.error().code, ErrorCode::kTruncated);
+  }
+}
+
+}  // namespace
+}  // namespace raftkv::wire
