@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <utility>
 
 #include <fmt/format.h>
 
@@ -141,6 +142,26 @@ Result<std::string_view> payload_body(std::string_view payload, PayloadKind expe
 
 FrameDecoder::FrameDecoder(size_t max_frame_bytes) : max_frame_bytes_(max_frame_bytes) {
   RAFTKV_CHECK(max_frame_bytes >= kPayloadHeaderBytes && max_frame_bytes <= kFrameBytesCeiling);
+}
+
+FrameDecoder::FrameDecoder(FrameDecoder&& other) noexcept
+    : max_frame_bytes_(other.max_frame_bytes_),
+      error_(std::exchange(other.error_, std::nullopt)),
+      buf_(std::move(other.buf_)),
+      capacity_(std::exchange(other.capacity_, 0)),
+      begin_(std::exchange(other.begin_, 0)),
+      end_(std::exchange(other.end_, 0)) {}
+
+FrameDecoder& FrameDecoder::operator=(FrameDecoder&& other) noexcept {
+  if (this != &other) {
+    max_frame_bytes_ = other.max_frame_bytes_;
+    error_ = std::exchange(other.error_, std::nullopt);
+    buf_ = std::move(other.buf_);
+    capacity_ = std::exchange(other.capacity_, 0);
+    begin_ = std::exchange(other.begin_, 0);
+    end_ = std::exchange(other.end_, 0);
+  }
+  return *this;
 }
 
 void FrameDecoder::feed(std::string_view bytes) {

@@ -95,6 +95,12 @@ class FrameDecoder {
  public:
   explicit FrameDecoder(size_t max_frame_bytes = kMaxFrameBytes);
 
+  // Moving hands over buffered bytes and any error (a listener reads the
+  // first frame, then passes the decoder on). The moved-from decoder is left
+  // empty, as if just constructed.
+  FrameDecoder(FrameDecoder&& other) noexcept;
+  FrameDecoder& operator=(FrameDecoder&& other) noexcept;
+
   // Appends bytes received from the stream.
   void feed(std::string_view bytes);
 
