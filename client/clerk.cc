@@ -85,7 +85,8 @@ class Connection {
       return false;
     }
     std::string host = endpoint.substr(0, colon), port = endpoint.substr(colon + 1);
-    if (host.size() > 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
+    if (host.size() > 2 && host.front() == '[' && host.back() == ']')
+      host = host.substr(1, host.size() - 2);
     addrinfo hints{};
     hints.ai_socktype = SOCK_STREAM;
     addrinfo* res = nullptr;
@@ -200,8 +201,7 @@ struct Clerk::Impl {
   Result<ClientReply> call(ClientRequest req) {
     const bool is_write = req.op != wire::Op::kGet && req.op != wire::Op::kStatus;
     const auto deadline = Clock::now() + opts.timeout;
-    const auto attempt_budget =
-        std::max(std::chrono::milliseconds(1000), opts.timeout / 3);
+    const auto attempt_budget = std::max(std::chrono::milliseconds(1000), opts.timeout / 3);
     bool maybe_applied = false;
     std::string last_error = "no endpoint tried";
     int failures_in_row = 0;
@@ -314,13 +314,16 @@ Clerk::Clerk(Options options) : impl_(std::make_unique<Impl>()) {
   impl_->client_id = impl_->opts.client_id;
   if (impl_->client_id == 0) {
     std::random_device rd;
-    while (impl_->client_id == 0) impl_->client_id = (uint64_t{rd()} << 32) ^ rd();
+    while (impl_->client_id == 0)
+      impl_->client_id = (uint64_t{rd()} << 32) ^ rd();
   }
 }
 
 Clerk::~Clerk() = default;
 
-uint64_t Clerk::client_id() const { return impl_->client_id; }
+uint64_t Clerk::client_id() const {
+  return impl_->client_id;
+}
 
 std::string Clerk::leader_endpoint() const {
   std::lock_guard lock(impl_->mu);

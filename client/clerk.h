@@ -73,7 +73,7 @@ class Result {
 };
 
 struct Options {
-  std::vector<std::string> endpoints;  // "host:port" of any members
+  std::vector<std::string> endpoints;       // "host:port" of any members
   std::chrono::milliseconds timeout{5000};  // per operation, retries included
   uint64_t client_id = 0;                   // 0: a random id
 };

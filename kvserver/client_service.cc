@@ -2,8 +2,8 @@
 
 #include <deque>
 
-#include <asio.hpp>
 #include <fmt/format.h>
+#include <asio.hpp>
 
 #include "raft/node/log_line.h"
 #include "raft/node/transport_internal.h"
@@ -92,7 +92,8 @@ class ClientService::Impl::Connection : public std::enable_shared_from_this<Conn
     while (!closed_) {
       auto frame = decoder_.next();
       if (!frame.ok()) {
-        raft::log_line("client", fmt::format("closing client {}: {}", peer_, frame.error().message));
+        raft::log_line("client",
+                       fmt::format("closing client {}: {}", peer_, frame.error().message));
         return close();
       }
       if (!frame->has_value()) return;
@@ -117,8 +118,8 @@ class ClientService::Impl::Connection : public std::enable_shared_from_this<Conn
     }
     if (req.op == wire::Op::kStatus) {
       raft::NodeStatus st = s.node.status();
-      reply.node_status = wire::NodeStatus{st.id,   st.role,         st.term,
-                                           st.leader, st.commit_index, st.applied_index};
+      reply.node_status =
+          wire::NodeStatus{st.id, st.role, st.term, st.leader, st.commit_index, st.applied_index};
       return send(reply);
     }
     if (req.key.size() > kMaxKeyBytes || req.value.size() > kMaxValueBytes) {
@@ -146,7 +147,8 @@ class ClientService::Impl::Connection : public std::enable_shared_from_this<Conn
       ClientReply r;
       r.request_id = p->request_id;
       r.status = ReplyStatus::kTimeout;
-      r.message = "not applied in time; the outcome is unknown: retry with the same sequence number";
+      r.message =
+          "not applied in time; the outcome is unknown: retry with the same sequence number";
       self->finish(*p, r);
     });
     return p;
@@ -189,35 +191,35 @@ class ClientService::Impl::Connection : public std::enable_shared_from_this<Conn
     cmd.key = std::move(req.key);
     cmd.value = std::move(req.value);
     // Leader-stamped time: sessions expire by it on every replica alike.
-    cmd.timestamp_ms = static_cast<uint64_t>(
-        std::chrono::duration_cast<std::chrono::milliseconds>(
-            std::chrono::system_clock::now().time_since_epoch())
-            .count());
+    cmd.timestamp_ms =
+        static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                  std::chrono::system_clock::now().time_since_epoch())
+                                  .count());
     auto p = begin(req.request_id);
-    s.node.propose(wire::encode_kv_command(cmd), [self = shared_from_this(), p,
-                                                  client = cmd.client_id,
-                                                  seq = cmd.seq](raft::RaftNode::Outcome o) {
-      Impl& s = *self->service_;
-      ClientReply r;
-      r.request_id = p->request_id;
-      switch (o) {
-        case raft::RaftNode::Outcome::kApplied:
-          if (auto res = s.kv.session_reply(client, seq)) r.status = res->status;
-          break;
-        case raft::RaftNode::Outcome::kNotLeader:
-          r = s.not_leader(p->request_id, "not the leader");
-          break;
-        case raft::RaftNode::Outcome::kBusy:
-          r.status = ReplyStatus::kBusy;
-          r.message = "the log is behind; back off and retry";
-          break;
-        case raft::RaftNode::Outcome::kLost:
-          // Definitely not applied: another leader overwrote the entry.
-          r = s.not_leader(p->request_id, "leadership changed before the write committed");
-          break;
-      }
-      self->finish(*p, r);
-    });
+    s.node.propose(
+        wire::encode_kv_command(cmd), [self = shared_from_this(), p, client = cmd.client_id,
+                                       seq = cmd.seq](raft::RaftNode::Outcome o) {
+          Impl& s = *self->service_;
+          ClientReply r;
+          r.request_id = p->request_id;
+          switch (o) {
+            case raft::RaftNode::Outcome::kApplied:
+              if (auto res = s.kv.session_reply(client, seq)) r.status = res->status;
+              break;
+            case raft::RaftNode::Outcome::kNotLeader:
+              r = s.not_leader(p->request_id, "not the leader");
+              break;
+            case raft::RaftNode::Outcome::kBusy:
+              r.status = ReplyStatus::kBusy;
+              r.message = "the log is behind; back off and retry";
+              break;
+            case raft::RaftNode::Outcome::kLost:
+              // Definitely not applied: another leader overwrote the entry.
+              r = s.not_leader(p->request_id, "leadership changed before the write committed");
+              break;
+          }
+          self->finish(*p, r);
+        });
   }
 
   void send(const ClientReply& r) {
@@ -263,7 +265,9 @@ ClientService::ClientService(asio::io_context& io, ClientServiceOptions options,
                              raft::RaftNode& node, KvStateMachine& kv)
     : impl_(std::make_shared<Impl>(io, std::move(options), node, kv)) {}
 
-ClientService::~ClientService() { stop(); }
+ClientService::~ClientService() {
+  stop();
+}
 
 raft::ClientHandler ClientService::handler() {
   std::weak_ptr<Impl> weak = impl_;

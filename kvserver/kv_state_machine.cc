@@ -19,10 +19,12 @@ namespace {
 constexpr std::string_view kMagic = "RKV1";
 
 void put_u64(std::string& out, uint64_t v) {
-  for (int i = 0; i < 8; ++i) out.push_back(static_cast<char>(v >> (8 * i)));
+  for (int i = 0; i < 8; ++i)
+    out.push_back(static_cast<char>(v >> (8 * i)));
 }
 void put_u32(std::string& out, uint32_t v) {
-  for (int i = 0; i < 4; ++i) out.push_back(static_cast<char>(v >> (8 * i)));
+  for (int i = 0; i < 4; ++i)
+    out.push_back(static_cast<char>(v >> (8 * i)));
 }
 void put_bytes(std::string& out, std::string_view b) {
   put_u32(out, static_cast<uint32_t>(b.size()));
@@ -56,7 +58,8 @@ class Reader {
   bool fixed(T* v, size_t n) {
     if (in_.size() - pos_ < n) return false;
     uint64_t x = 0;
-    for (size_t i = 0; i < n; ++i) x |= static_cast<uint64_t>(static_cast<uint8_t>(in_[pos_ + i])) << (8 * i);
+    for (size_t i = 0; i < n; ++i)
+      x |= static_cast<uint64_t>(static_cast<uint8_t>(in_[pos_ + i])) << (8 * i);
     *v = static_cast<T>(x);
     pos_ += n;
     return true;
@@ -134,7 +137,8 @@ std::optional<std::string> KvStateMachine::get(std::string_view key) const {
   return it->second;
 }
 
-std::optional<ApplyResult> KvStateMachine::session_reply(wire::ClientId client, uint64_t seq) const {
+std::optional<ApplyResult> KvStateMachine::session_reply(wire::ClientId client,
+                                                         uint64_t seq) const {
   auto it = sessions_.find(client.value);
   if (it == sessions_.end() || it->second.seq != seq) return std::nullopt;
   return it->second.reply;

@@ -10,9 +10,9 @@
 #include <map>
 #include <string>
 
+#include <fmt/format.h>
 #include <CLI/CLI.hpp>
 #include <asio.hpp>
-#include <fmt/format.h>
 
 #include "kvserver/client_service.h"
 #include "kvserver/kv_state_machine.h"
@@ -34,7 +34,8 @@ std::map<NodeId, std::string> parse_cluster(const std::string& spec, std::string
   size_t pos = 0;
   while (pos <= spec.size()) {
     size_t comma = spec.find(',', pos);
-    std::string item = spec.substr(pos, comma == std::string::npos ? std::string::npos : comma - pos);
+    std::string item =
+        spec.substr(pos, comma == std::string::npos ? std::string::npos : comma - pos);
     size_t eq = item.find('=');
     if (eq == std::string::npos || eq == 0) {
       *error = fmt::format("--cluster: '{}' is not ID=HOST:PORT", item);
@@ -146,7 +147,8 @@ int main(int argc, char** argv) {
   store_opts.initial_voters = voters;
   auto opened = raftkv::raft::RocksLogStore::open(data_dir, store_opts);
   if (!opened.ok()) {
-    std::fprintf(stderr, "raftkv-server: data dir %s: %s\n", data_dir.c_str(), opened.error.c_str());
+    std::fprintf(stderr, "raftkv-server: data dir %s: %s\n", data_dir.c_str(),
+                 opened.error.c_str());
     return 1;
   }
   auto& store = *opened.store;
@@ -159,12 +161,11 @@ int main(int argc, char** argv) {
   topts.self = self;
   topts.cluster_id = cluster_id;
   topts.peers = peers;
-  raftkv::raft::Transport transport(
-      io, topts,
-      {[&](std::vector<raftkv::raft::Message>&& msgs) {
-         if (node_ptr) node_ptr->step(std::move(msgs));
-       },
-       nullptr});
+  raftkv::raft::Transport transport(io, topts,
+                                    {[&](std::vector<raftkv::raft::Message>&& msgs) {
+                                       if (node_ptr) node_ptr->step(std::move(msgs));
+                                     },
+                                     nullptr});
 
   raftkv::raft::NodeOptions nopts;
   nopts.id = self;
@@ -193,8 +194,8 @@ int main(int argc, char** argv) {
     return 1;
   }
   listener.listener->start(transport, service.handler());
-  raftkv::raft::log_line("server", fmt::format("node {} listening on {} (data dir {})", id, listen,
-                                               data_dir));
+  raftkv::raft::log_line(
+      "server", fmt::format("node {} listening on {} (data dir {})", id, listen, data_dir));
 
   bool shutting_down = false;
   auto shutdown = [&] {

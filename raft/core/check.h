@@ -6,19 +6,19 @@
 #include <cstdio>
 #include <cstdlib>
 
-#define RAFTKV_CHECK(cond)                                                              \
-  do {                                                                                  \
-    if (!(cond)) [[unlikely]] {                                                         \
+#define RAFTKV_CHECK(cond)                                                                 \
+  do {                                                                                     \
+    if (!(cond)) [[unlikely]] {                                                            \
       std::fprintf(stderr, "%s:%d: RAFTKV_CHECK failed: %s\n", __FILE__, __LINE__, #cond); \
-      std::abort();                                                                     \
-    }                                                                                   \
+      std::abort();                                                                        \
+    }                                                                                      \
   } while (0)
 
-#define RAFTKV_CHECK_MSG(cond, msg)                                                     \
-  do {                                                                                  \
-    if (!(cond)) [[unlikely]] {                                                         \
-      std::fprintf(stderr, "%s:%d: RAFTKV_CHECK failed: %s (%s)\n", __FILE__, __LINE__, \
-                   #cond, (msg));                                                       \
-      std::abort();                                                                     \
-    }                                                                                   \
+#define RAFTKV_CHECK_MSG(cond, msg)                                                            \
+  do {                                                                                         \
+    if (!(cond)) [[unlikely]] {                                                                \
+      std::fprintf(stderr, "%s:%d: RAFTKV_CHECK failed: %s (%s)\n", __FILE__, __LINE__, #cond, \
+                   (msg));                                                                     \
+      std::abort();                                                                            \
+    }                                                                                          \
   } while (0)

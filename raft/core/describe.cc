@@ -92,9 +92,10 @@ std::string describe(const Message& m) {
 }
 
 std::string Raft::describe() const {
-  std::string s = fmt::format("node {}: {} term={} vote={} leader={} log=[{}..{}] commit={} applied={}",
-                     id_, to_string(role_), term_, vote_, leader_, log_.first_index(),
-                     log_.last_index(), log_.committed(), log_.applied());
+  std::string s =
+      fmt::format("node {}: {} term={} vote={} leader={} log=[{}..{}] commit={} applied={}", id_,
+                  to_string(role_), term_, vote_, leader_, log_.first_index(), log_.last_index(),
+                  log_.committed(), log_.applied());
   static const char* kStates[] = {"probe", "replicate", "snapshot"};
   for (auto& [n, pr] : progress_) {
     if (n == id_) continue;

@@ -48,7 +48,8 @@ std::vector<Entry> RaftLog::slice(Index lo, Index hi, size_t max_bytes) const {
   std::vector<Entry> out;
   if (lo < std::min(hi, offset_)) out = storage_.entries(lo, std::min(hi, offset_), max_bytes);
   size_t bytes = 0;
-  for (const Entry& e : out) bytes += e.byte_size();
+  for (const Entry& e : out)
+    bytes += e.byte_size();
   // Storage stopped early: the byte limit is reached.
   if (lo < offset_ && (out.empty() || out.back().index + 1 < std::min(hi, offset_))) return out;
   for (Index i = std::max(lo, offset_); i < hi; ++i) {
@@ -68,7 +69,8 @@ std::optional<Index> RaftLog::maybe_append(Index prev, Term prev_term, Index lea
   // the same term are identical (Log Matching, Raft §5.3) and are skipped, so
   // a delayed, duplicated append never truncates newer entries.
   size_t k = 0;
-  while (k < entries.size() && match_term(entries[k].index, entries[k].term)) ++k;
+  while (k < entries.size() && match_term(entries[k].index, entries[k].term))
+    ++k;
   if (k < entries.size()) {
     RAFTKV_CHECK_MSG(entries[k].index > committed_, "leader conflicts with a committed entry");
     truncate_and_append(entries, k);
@@ -141,7 +143,8 @@ void RaftLog::restore(Snapshot snap) {
 
 std::vector<Entry> RaftLog::take_unpersisted() {
   std::vector<Entry> out;
-  for (Index i = in_progress_; i <= unstable_last(); ++i) out.push_back(unstable_[i - offset_]);
+  for (Index i = in_progress_; i <= unstable_last(); ++i)
+    out.push_back(unstable_[i - offset_]);
   in_progress_ = unstable_last() + 1;
   return out;
 }
@@ -175,7 +178,8 @@ void RaftLog::stable_to(Index i, Term t) {
   // Ignore an ack for entries that were since replaced.
   if (i < offset_ || i > unstable_last() || unstable_[i - offset_].term != t) return;
   RAFTKV_CHECK(i < in_progress_);
-  unstable_.erase(unstable_.begin(), unstable_.begin() + static_cast<std::ptrdiff_t>(i - offset_ + 1));
+  unstable_.erase(unstable_.begin(),
+                  unstable_.begin() + static_cast<std::ptrdiff_t>(i - offset_ + 1));
   offset_ = i + 1;
 }
 
@@ -195,7 +199,8 @@ void RaftLog::applied_to(Index i) {
 
 size_t RaftLog::unstable_bytes() const {
   size_t n = 0;
-  for (const Entry& e : unstable_) n += e.byte_size();
+  for (const Entry& e : unstable_)
+    n += e.byte_size();
   return n;
 }
 

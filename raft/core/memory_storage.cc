@@ -4,7 +4,9 @@
 
 namespace raftkv::raft {
 
-MemoryStorage::MemoryStorage(std::vector<NodeId> voters) { snapshot_.meta.voters = std::move(voters); }
+MemoryStorage::MemoryStorage(std::vector<NodeId> voters) {
+  snapshot_.meta.voters = std::move(voters);
+}
 
 std::optional<Term> MemoryStorage::term(Index i) const {
   if (i == snapshot_.meta.index) return snapshot_.meta.term;
@@ -31,7 +33,8 @@ void MemoryStorage::append(const std::vector<Entry>& entries) {
   RAFTKV_CHECK(first <= last_index() + 1);
   // Entries at or below the snapshot are already covered by it.
   size_t skip = 0;
-  while (skip < entries.size() && entries[skip].index <= snapshot_.meta.index) ++skip;
+  while (skip < entries.size() && entries[skip].index <= snapshot_.meta.index)
+    ++skip;
   if (skip == entries.size()) return;
   Index from = entries[skip].index;
   entries_.resize(from - first_index());
@@ -62,7 +65,8 @@ void MemoryStorage::compact(Index index, Bytes data) {
 
 size_t MemoryStorage::log_bytes() const {
   size_t n = 0;
-  for (const Entry& e : entries_) n += e.byte_size();
+  for (const Entry& e : entries_)
+    n += e.byte_size();
   return n;
 }
 

@@ -56,9 +56,9 @@ struct HardState {
 };
 
 struct SnapshotMeta {
-  Index index;                  // last log index the snapshot covers
-  Term term;                    // term of that entry
-  std::vector<NodeId> voters;   // the configuration at `index`
+  Index index;                 // last log index the snapshot covers
+  Term term;                   // term of that entry
+  std::vector<NodeId> voters;  // the configuration at `index`
   bool operator==(const SnapshotMeta&) const = default;
 };
 
@@ -68,16 +68,16 @@ struct Snapshot {
 };
 
 enum class MessageType : uint8_t {
-  kPreVote,            // Thesis §9.6: would you vote for me at term+1?
+  kPreVote,  // Thesis §9.6: would you vote for me at term+1?
   kPreVoteResponse,
-  kVote,               // RequestVote; Raft §5.2
+  kVote,  // RequestVote; Raft §5.2
   kVoteResponse,
-  kAppend,             // AppendEntries; Raft §5.3
+  kAppend,  // AppendEntries; Raft §5.3
   kAppendResponse,
-  kHeartbeat,          // empty AppendEntries; carries commit and a ReadIndex round
+  kHeartbeat,  // empty AppendEntries; carries commit and a ReadIndex round
   kHeartbeatResponse,
-  kSnapshot,           // one chunk of InstallSnapshot; Raft §7
-  kTimeoutNow,         // leadership transfer; Thesis §3.10
+  kSnapshot,    // one chunk of InstallSnapshot; Raft §7
+  kTimeoutNow,  // leadership transfer; Thesis §3.10
 };
 inline constexpr int kMessageTypeCount = 10;
 
@@ -123,7 +123,8 @@ struct Message {
 
   size_t byte_size() const {
     size_t n = 64 + snapshot_data.size();
-    for (const Entry& e : entries) n += e.byte_size();
+    for (const Entry& e : entries)
+      n += e.byte_size();
     return n;
   }
 };

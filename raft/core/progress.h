@@ -54,12 +54,12 @@ struct Progress {
 
   // kSnapshot: the snapshot being sent and how far the follower has acked.
   Snapshot snapshot;
-  uint64_t snapshot_acked = 0;   // bytes the follower confirmed
-  uint64_t snapshot_sent = 0;    // bytes sent (acked <= sent)
+  uint64_t snapshot_acked = 0;  // bytes the follower confirmed
+  uint64_t snapshot_sent = 0;   // bytes sent (acked <= sent)
   bool snapshot_final_sent = false;
   std::optional<uint64_t> snapshot_resent_at;  // offset of the last go-back
   uint64_t snapshot_reported = 0;              // the follower's latest ack, whatever it was
-  int snapshot_idle_ticks = 0;   // heartbeats since the last chunk ack
+  int snapshot_idle_ticks = 0;                 // heartbeats since the last chunk ack
 
   // True when no more appends may be sent right now.
   bool paused() const;

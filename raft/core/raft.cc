@@ -31,9 +31,13 @@ Raft::Raft(const Config& config, const LogReader& storage)
   prev_soft_ = {leader_, role_, term_};
 }
 
-bool Raft::is_voter(NodeId n) const { return std::binary_search(voters_.begin(), voters_.end(), n); }
+bool Raft::is_voter(NodeId n) const {
+  return std::binary_search(voters_.begin(), voters_.end(), n);
+}
 
-bool Raft::committed_in_current_term() const { return log_.term(log_.committed()) == term_; }
+bool Raft::committed_in_current_term() const {
+  return log_.term(log_.committed()) == term_;
+}
 
 const Progress* Raft::progress(NodeId peer) const {
   auto it = progress_.find(peer);
@@ -147,7 +151,8 @@ void Raft::campaign(CampaignKind kind) {
 void Raft::record_vote(NodeId from, bool granted) {
   votes_.emplace(from, granted);  // the first answer from each voter counts
   size_t yes = 0, no = 0;
-  for (auto& [n, g] : votes_) (g ? yes : no)++;
+  for (auto& [n, g] : votes_)
+    (g ? yes : no)++;
   if (yes >= quorum()) {
     if (role_ == Role::kPreCandidate) {
       campaign(CampaignKind::kVote);
@@ -287,8 +292,8 @@ void Raft::handle_vote_request(const Message& m) {
   bool pre = m.type == MessageType::kPreVote;
   // Raft §5.2: at most one vote per term, first come first served. A
   // pre-vote for a later term promises nothing, so it may always be granted.
-  bool can_vote = vote_ == m.from || (vote_ == kNoNode && leader_ == kNoNode) ||
-                  (pre && m.term > term_);
+  bool can_vote =
+      vote_ == m.from || (vote_ == kNoNode && leader_ == kNoNode) || (pre && m.term > term_);
   Message r;
   r.type = pre ? MessageType::kPreVoteResponse : MessageType::kVoteResponse;
   r.to = m.from;
@@ -605,9 +610,11 @@ void Raft::release_reads() {
 }
 
 void Raft::fail_all_reads() {
-  for (auto& r : reads_) failed_reads_.push_back(r.context);
+  for (auto& r : reads_)
+    failed_reads_.push_back(r.context);
   reads_.clear();
-  for (uint64_t c : reads_before_commit_) failed_reads_.push_back(c);
+  for (uint64_t c : reads_before_commit_)
+    failed_reads_.push_back(c);
   reads_before_commit_.clear();
   read_round_pending_ = false;
 }
@@ -645,8 +652,8 @@ void Raft::send(Message m) {
   // responses (and vote requests, which follow our own durable vote) wait
   // until the Ready's writes are on disk. The leader's replication traffic may
   // go at once, overlapping its own disk write (Thesis §10.2.1).
-  bool after_persist = is_response(m.type) || m.type == MessageType::kVote ||
-                       m.type == MessageType::kPreVote;
+  bool after_persist =
+      is_response(m.type) || m.type == MessageType::kVote || m.type == MessageType::kPreVote;
   (after_persist ? msgs_after_persist_ : msgs_).push_back(std::move(m));
 }
 
@@ -674,7 +681,8 @@ bool Raft::send_append(NodeId to, bool allow_empty) {
   if (pr.state == ProgressState::kReplicate) {
     if (!m.entries.empty()) {
       size_t bytes = 0;
-      for (const Entry& e : m.entries) bytes += e.byte_size();
+      for (const Entry& e : m.entries)
+        bytes += e.byte_size();
       pr.sent_entries(m.entries.back().index, bytes);
     }
   } else {
@@ -732,7 +740,8 @@ void Raft::broadcast_heartbeat() {
 bool Raft::maybe_commit() {
   std::vector<Index> matches;
   matches.reserve(progress_.size());
-  for (auto& [n, pr] : progress_) matches.push_back(pr.match);
+  for (auto& [n, pr] : progress_)
+    matches.push_back(pr.match);
   std::sort(matches.begin(), matches.end(), std::greater<Index>());
   // The highest index held by a majority (Raft §5.3), committed only if it
   // is from our term (Raft §5.4.2).
@@ -748,7 +757,8 @@ void Raft::on_commit_advanced() {
   if (!reads_before_commit_.empty() && committed_in_current_term()) {
     auto pending = std::move(reads_before_commit_);
     reads_before_commit_.clear();
-    for (uint64_t ctx : pending) read_index(ctx);
+    for (uint64_t ctx : pending)
+      read_index(ctx);
   }
   // Followers learn the new commit index with the next append.
   broadcast_pending_ = voters_.size() > 1;
@@ -807,9 +817,13 @@ void Raft::on_persisted(Index index, Term term) {
   update_self_progress();
 }
 
-void Raft::on_snapshot_persisted(Index index) { log_.stable_snapshot_to(index); }
+void Raft::on_snapshot_persisted(Index index) {
+  log_.stable_snapshot_to(index);
+}
 
-void Raft::on_applied(Index index) { log_.applied_to(index); }
+void Raft::on_applied(Index index) {
+  log_.applied_to(index);
+}
 
 void Raft::update_self_progress() {
   if (role_ != Role::kLeader) return;

@@ -46,7 +46,9 @@ struct Index {
   }
 };
 
-constexpr Term next(Term t) { return Term(t.value + 1); }
+constexpr Term next(Term t) {
+  return Term(t.value + 1);
+}
 
 }  // namespace raftkv::raft
 

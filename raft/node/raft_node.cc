@@ -2,8 +2,8 @@
 
 #include <random>
 
-#include <asio.hpp>
 #include <fmt/format.h>
+#include <asio.hpp>
 
 #include "raft/core/check.h"
 #include "raft/node/group_commit.h"
@@ -75,7 +75,8 @@ struct RaftNode::Impl {
     while (!stopped && raft->has_ready() && writes.size() < kMaxWritesInFlight) {
       Ready rd = raft->ready();
       if (rd.soft_state) on_soft_state(*rd.soft_state);
-      for (uint64_t ctx : rd.failed_reads) finish_read(ctx, false);
+      for (uint64_t ctx : rd.failed_reads)
+        finish_read(ctx, false);
       // Thesis §10.2.1: replication leaves now, in parallel with our own write.
       if (!rd.messages.empty()) transport.send(std::move(rd.messages));
       rd.messages.clear();
@@ -110,8 +111,8 @@ struct RaftNode::Impl {
         log_line("raft", fmt::format("FATAL: cannot install snapshot: {}", error));
         std::abort();
       }
-      log_line("raft", fmt::format("snapshot installed at index {} term {}", rd.snapshot->meta.index,
-                                   rd.snapshot->meta.term));
+      log_line("raft", fmt::format("snapshot installed at index {} term {}",
+                                   rd.snapshot->meta.index, rd.snapshot->meta.term));
       // Waiters at or below the snapshot never see their entry applied here.
       while (!proposals.empty() && proposals.begin()->first <= rd.snapshot->meta.index) {
         auto done = std::move(proposals.begin()->second.done);
@@ -166,7 +167,8 @@ struct RaftNode::Impl {
         log_line("raft", fmt::format("lost leadership in term {}; now {} (leader {})", s.term,
                                      to_string(s.role), s.leader));
       } else {
-        log_line("raft", fmt::format("{} in term {}, leader {}", to_string(s.role), s.term, s.leader));
+        log_line("raft",
+                 fmt::format("{} in term {}, leader {}", to_string(s.role), s.term, s.leader));
       }
     }
     // Reads confirmed by the old leadership were already released; the rest
@@ -195,8 +197,7 @@ struct RaftNode::Impl {
     if (stopped) return;
     raft->tick();
     if (hand_off) {
-      if (raft->role() != Role::kLeader && raft->leader() != kNoNode &&
-          raft->leader() != opts.id) {
+      if (raft->role() != Role::kLeader && raft->leader() != kNoNode && raft->leader() != opts.id) {
         auto done = std::move(hand_off->done);
         hand_off.reset();
         done(true);
@@ -263,8 +264,7 @@ bool RaftNode::start(std::string* error) {
   m.soft = {m.raft->leader(), m.raft->role(), m.raft->term()};
   log_line("raft", fmt::format("node {} started: term {} log [{}..{}] commit {} applied {}",
                                m.opts.id, m.raft->term(), m.raft->log().first_index(),
-                               m.raft->log().last_index(), m.raft->log().committed(),
-                               cfg.applied));
+                               m.raft->log().last_index(), m.raft->log().committed(), cfg.applied));
   m.arm_ticker();
   return true;
 }
@@ -276,7 +276,8 @@ void RaftNode::stop() {
 
 void RaftNode::step(std::vector<Message>&& msgs) {
   if (impl_->stopped) return;
-  for (const Message& m : msgs) impl_->raft->step(m);
+  for (const Message& m : msgs)
+    impl_->raft->step(m);
   impl_->schedule_pump();
 }
 
@@ -322,12 +323,18 @@ void RaftNode::hand_off_leadership(int timeout_ms, std::function<void(bool)> don
 
 NodeStatus RaftNode::status() const {
   const Raft& r = *impl_->raft;
-  return {impl_->opts.id, r.role(), r.term(), r.leader(), r.log().committed(),
+  return {impl_->opts.id,           r.role(), r.term(), r.leader(), r.log().committed(),
           impl_->sm.applied_index()};
 }
 
-NodeId RaftNode::leader() const { return impl_->raft->leader(); }
-uint64_t RaftNode::syncs() const { return impl_->committer.stats().syncs; }
-uint64_t RaftNode::entries_persisted() const { return impl_->committer.stats().entries; }
+NodeId RaftNode::leader() const {
+  return impl_->raft->leader();
+}
+uint64_t RaftNode::syncs() const {
+  return impl_->committer.stats().syncs;
+}
+uint64_t RaftNode::entries_persisted() const {
+  return impl_->committer.stats().entries;
+}
 
 }  // namespace raftkv::raft

@@ -43,7 +43,8 @@ pid_t spawn(const std::vector<std::string>& args, const std::string& log_path) {
     ::dup2(fd, 1);
     ::dup2(fd, 2);
     std::vector<char*> argv;
-    for (const std::string& a : args) argv.push_back(const_cast<char*>(a.c_str()));
+    for (const std::string& a : args)
+      argv.push_back(const_cast<char*>(a.c_str()));
     argv.push_back(nullptr);
     ::execv(argv[0], argv.data());
     ::_exit(127);
@@ -58,7 +59,8 @@ ProcessCluster::ProcessCluster(int nodes, std::vector<std::string> extra_args)
   char tmpl[] = "/tmp/raftkv-proc-XXXXXX";
   dir_ = ::mkdtemp(tmpl);
   ports_.push_back(0);
-  for (int i = 1; i <= nodes; ++i) ports_.push_back(free_port());
+  for (int i = 1; i <= nodes; ++i)
+    ports_.push_back(free_port());
   pids_.assign(nodes + 1, 0);
   exit_status_.assign(nodes + 1, -1);
 }
@@ -69,25 +71,35 @@ ProcessCluster::~ProcessCluster() {
   if (!std::getenv("RAFTKV_KEEP_TEST_DIRS")) std::filesystem::remove_all(dir_);
 }
 
-std::string ProcessCluster::endpoint(int id) const { return fmt::format("127.0.0.1:{}", ports_[id]); }
+std::string ProcessCluster::endpoint(int id) const {
+  return fmt::format("127.0.0.1:{}", ports_[id]);
+}
 
 std::vector<std::string> ProcessCluster::endpoints() const {
   std::vector<std::string> out;
-  for (int i = 1; i <= size(); ++i) out.push_back(endpoint(i));
+  for (int i = 1; i <= size(); ++i)
+    out.push_back(endpoint(i));
   return out;
 }
 
 void ProcessCluster::start(int id) {
   std::string cluster;
-  for (int i = 1; i <= size(); ++i) cluster += fmt::format("{}{}={}", i > 1 ? "," : "", i, endpoint(i));
-  std::vector<std::string> args = {RAFTKV_SERVER_PATH, "--id", std::to_string(id), "--cluster", cluster,
-                                   "--data-dir", fmt::format("{}/n{}", dir_, id)};
+  for (int i = 1; i <= size(); ++i)
+    cluster += fmt::format("{}{}={}", i > 1 ? "," : "", i, endpoint(i));
+  std::vector<std::string> args = {RAFTKV_SERVER_PATH,
+                                   "--id",
+                                   std::to_string(id),
+                                   "--cluster",
+                                   cluster,
+                                   "--data-dir",
+                                   fmt::format("{}/n{}", dir_, id)};
   args.insert(args.end(), extra_args_.begin(), extra_args_.end());
   pids_[id] = spawn(args, fmt::format("{}/n{}.log", dir_, id));
 }
 
 void ProcessCluster::start_all() {
-  for (int i = 1; i <= size(); ++i) start(i);
+  for (int i = 1; i <= size(); ++i)
+    start(i);
 }
 
 void ProcessCluster::kill(int id, int sig) {

@@ -11,9 +11,9 @@
 #include <unistd.h>
 
 #include <atomic>
-#include <set>
 #include <filesystem>
 #include <fstream>
+#include <set>
 #include <thread>
 
 #include <fmt/format.h>
@@ -25,7 +25,7 @@ namespace raftkv::test {
 namespace {
 
 // Faster elections than the defaults, so the test spends little time waiting.
-const std::vector<std::string> kFastTimers = {"--tick-ms", "20", "--election-ticks", "15",
+const std::vector<std::string> kFastTimers = {"--tick-ms",         "20", "--election-ticks", "15",
                                               "--heartbeat-ticks", "2"};
 
 // Each writer appends unique tokens "<w>.<n>;" to its own key, one at a
@@ -82,12 +82,14 @@ TEST(ServerProcess, SigkillOfLeaderAndOfEveryNodeLosesNoAcknowledgedWriteAndAppl
   std::this_thread::sleep_for(std::chrono::milliseconds(1500));
   c.start(leader);
   std::this_thread::sleep_for(std::chrono::milliseconds(1500));
-  for (int i = 1; i <= 3; ++i) c.kill(i, SIGKILL);  // everything at once
+  for (int i = 1; i <= 3; ++i)
+    c.kill(i, SIGKILL);  // everything at once
   c.start_all();
   ASSERT_NE(c.wait_for_leader(20000), 0);
   std::this_thread::sleep_for(std::chrono::milliseconds(1000));
   stop = true;
-  for (auto& t : threads) t.join();
+  for (auto& t : threads)
+    t.join();
 
   client::Clerk reader({.endpoints = c.endpoints(), .timeout = std::chrono::milliseconds(10000)});
   size_t total_acked = 0;
@@ -96,13 +98,15 @@ TEST(ServerProcess, SigkillOfLeaderAndOfEveryNodeLosesNoAcknowledgedWriteAndAppl
     ASSERT_TRUE(v.ok()) << v.error().message;
     std::vector<std::string> seen = v->has_value() ? tokens_of(**v) : std::vector<std::string>{};
     std::set<std::string> unique(seen.begin(), seen.end());
-    EXPECT_EQ(unique.size(), seen.size()) << "writer " << w << ": a write was applied twice: " << v->value_or("");
+    EXPECT_EQ(unique.size(), seen.size())
+        << "writer " << w << ": a write was applied twice: " << v->value_or("");
     for (const std::string& t : writers[w].acked)
       EXPECT_TRUE(unique.count(t)) << "writer " << w << ": acknowledged " << t << " was lost";
     // Everything present was acked or had an unknown outcome: no phantom writes.
     std::set<std::string> allowed(writers[w].acked.begin(), writers[w].acked.end());
     allowed.insert(writers[w].unknown.begin(), writers[w].unknown.end());
-    for (const std::string& t : seen) EXPECT_TRUE(allowed.count(t)) << "phantom write " << t;
+    for (const std::string& t : seen)
+      EXPECT_TRUE(allowed.count(t)) << "phantom write " << t;
     total_acked += writers[w].acked.size();
   }
   EXPECT_GT(total_acked, 20u) << "the cluster made too little progress to prove anything";
@@ -129,7 +133,8 @@ TEST(ServerProcess, RejectsBadFlagsAndUnusableDataDirsWithAOneLineReason) {
   std::string out;
   EXPECT_EQ(run_server({"--bogus"}, &out), 2) << out;
   EXPECT_NE(out.find("raftkv-server:"), std::string::npos) << out;
-  EXPECT_EQ(run_server({"--id", "4", "--cluster", "1=127.0.0.1:1", "--data-dir", "/tmp/x"}, &out), 2);
+  EXPECT_EQ(run_server({"--id", "4", "--cluster", "1=127.0.0.1:1", "--data-dir", "/tmp/x"}, &out),
+            2);
   EXPECT_NE(out.find("not in --cluster"), std::string::npos) << out;
   EXPECT_EQ(run_server({"--id", "1", "--cluster", "1=nocolon", "--data-dir", "/tmp/x"}, &out), 2);
   EXPECT_NE(out.find("--cluster"), std::string::npos) << out;

@@ -113,7 +113,8 @@ TEST(ReadIndex, ConcurrentReadsShareOneHeartbeatRound) {
   c.one("w", 3, false);
   c.run_for(100);
   uint64_t hb_before = c.messages_sent(raft::MessageType::kHeartbeat);
-  for (uint64_t ctx = 1; ctx <= 100; ++ctx) c.read_index(leader, ctx);
+  for (uint64_t ctx = 1; ctx <= 100; ++ctx)
+    c.read_index(leader, ctx);
   c.run_for(5);  // less than a heartbeat interval
   uint64_t hb_after = c.messages_sent(raft::MessageType::kHeartbeat);
   EXPECT_EQ(c.take_read_states(leader).size(), 100u);

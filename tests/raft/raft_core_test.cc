@@ -12,7 +12,8 @@ namespace {
 
 std::vector<NodeId> ids(int n) {
   std::vector<NodeId> v;
-  for (int i = 1; i <= n; ++i) v.push_back(NodeId(i));
+  for (int i = 1; i <= n; ++i)
+    v.push_back(NodeId(i));
   return v;
 }
 
@@ -49,7 +50,8 @@ struct TestNode {
     return out;
   }
   void elapse(int ticks) {
-    for (int i = 0; i < ticks; ++i) raft->tick();
+    for (int i = 0; i < ticks; ++i)
+      raft->tick();
   }
 };
 
@@ -164,7 +166,8 @@ TEST(RaftPaper, Section5_4_1_VoteDeniedToCandidateWithLessUpToDateLog) {
   struct Case {
     uint64_t last_index, last_term;
     bool granted;
-  } cases[] = {{1, 1, false}, {5, 1, false}, {1, 2, false}, {2, 2, true}, {3, 2, true}, {1, 3, true}};
+  } cases[] = {{1, 1, false}, {5, 1, false}, {1, 2, false},
+               {2, 2, true},  {3, 2, true},  {1, 3, true}};
   uint64_t term = 3;
   for (const Case& c : cases) {
     Message v = msg(MessageType::kVote, 2, 1, term++);  // a fresh term: the vote is free

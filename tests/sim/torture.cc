@@ -1,13 +1,13 @@
 // raft_torture: runs randomized fault schedules over many seeds and prints
 // every failing seed with the command that replays it.
 //   raft_torture [--seeds N] [--start S] [--seed S] [--verbose]
+#include <unistd.h>
+#include <chrono>
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <string>
-#include <chrono>
-#include <unistd.h>
 
 #include <fmt/format.h>
 
@@ -19,10 +19,12 @@ volatile uint64_t g_current_seed = 0;
 
 void on_abort(int) {
   char buf[96];
-  int n = std::snprintf(buf, sizeof buf, "\naborted in seed %llu; replay: raft_torture --seed %llu\n",
-                        static_cast<unsigned long long>(g_current_seed),
-                        static_cast<unsigned long long>(g_current_seed));
-  if (n > 0) [[maybe_unused]] auto w = write(2, buf, static_cast<size_t>(n));
+  int n =
+      std::snprintf(buf, sizeof buf, "\naborted in seed %llu; replay: raft_torture --seed %llu\n",
+                    static_cast<unsigned long long>(g_current_seed),
+                    static_cast<unsigned long long>(g_current_seed));
+  if (n > 0) [[maybe_unused]]
+    auto w = write(2, buf, static_cast<size_t>(n));
   std::signal(SIGABRT, SIG_DFL);
   std::abort();
 }
@@ -94,8 +96,9 @@ int main(int argc, char** argv) {
     }
   }
   double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  fmt::print("raft_torture: {} seeds ({}..{}), {} failed, {:.1f} s; {} entries committed, {} reads "
-             "checked, {} elections\n",
-             seeds, start, start + seeds - 1, failed, secs, committed, reads, elections);
+  fmt::print(
+      "raft_torture: {} seeds ({}..{}), {} failed, {:.1f} s; {} entries committed, {} reads "
+      "checked, {} elections\n",
+      seeds, start, start + seeds - 1, failed, secs, committed, reads, elections);
   return failed ? 1 : 0;
 }

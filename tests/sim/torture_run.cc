@@ -98,7 +98,8 @@ TortureResult run_torture_seed(uint64_t seed, bool verbose) {
         read_floor.erase(it);
         ++res.reads;
       }
-      for (uint64_t ctx : c.take_failed_reads(n)) read_floor.erase(ctx);
+      for (uint64_t ctx : c.take_failed_reads(n))
+        read_floor.erase(ctx);
     }
   };
 
@@ -140,7 +141,8 @@ TortureResult run_torture_seed(uint64_t seed, bool verbose) {
         if (!c.alive(v) && r.chance(0.1)) c.restart(v);
       if (r.chance(s.p_partition)) {
         std::vector<std::vector<NodeId>> groups(1 + r.below(3));
-        for (NodeId v : ids) groups[r.below(groups.size())].push_back(v);
+        for (NodeId v : ids)
+          groups[r.below(groups.size())].push_back(v);
         c.partition(groups);
       }
       if (r.chance(s.p_heal)) c.heal();
