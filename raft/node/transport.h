@@ -70,14 +70,17 @@ class Transport {
     // May be a proxy's address: identity travels in the handshake. The keys
     // are also the only node ids accepted on inbound connections.
     std::map<NodeId, std::string> peers;
-    // Limit on one frame's payload, in both directions. Must not exceed the
-    // peers' limit; Raft's max message size must stay below it.
+    // Limit on one frame's payload that we send; Raft's max message size
+    // must stay below it. Inbound frames are checked by the decoder the
+    // Listener hands over with each connection, against the Listener's
+    // max_frame_bytes: configure both alike, on every node.
     size_t max_frame_bytes = wire::kMaxFrameBytes;
     std::chrono::milliseconds reconnect_min{50};
     std::chrono::milliseconds reconnect_max{2000};
     // An attempt (resolve + TCP connect) that takes longer than this fails.
     std::chrono::milliseconds connect_timeout{3000};
-    // Bound on messages waiting for one peer (by Message::byte_size()).
+    // Bound on messages waiting for one peer (by Message::byte_size()). With
+    // the encoded write in flight, a peer holds at most about twice this.
     size_t max_queued_bytes = size_t{64} << 20;
   };
 
@@ -86,7 +89,7 @@ class Transport {
     // with to == self and from == the sending connection's handshake id.
     std::function<void(std::vector<Message>&&)> on_messages;
     // Our outbound connection to `peer` is up (true) or lost (false). For
-    // logging and status; optional.
+    // logging and status; optional. stop() does not report the losses.
     std::function<void(NodeId peer, bool up)> on_peer_connected;
   };
 

@@ -35,6 +35,23 @@ TEST(Listener, ReportsABadAddressAsAnErrorValue) {
             "cannot listen on 127.0.0.1:70000: bad port \"70000\"");
 }
 
+TEST(Listener, SplitsHostAndPort) {
+  auto v4 = split_host_port("10.0.0.1:7001");
+  ASSERT_TRUE(v4.has_value());
+  EXPECT_EQ(v4->host, "10.0.0.1");
+  EXPECT_EQ(v4->port, "7001");
+  auto v6 = split_host_port("[::1]:7001");
+  ASSERT_TRUE(v6.has_value());
+  EXPECT_EQ(v6->host, "::1");
+  EXPECT_EQ(v6->port, "7001");
+  auto name = split_host_port("node-2.raft:7001");
+  ASSERT_TRUE(name.has_value());
+  EXPECT_EQ(name->host, "node-2.raft");
+  for (std::string_view bad : {"7001", ":7001", "host:", "[::1]7001", "[::1", "[]:1"}) {
+    EXPECT_FALSE(split_host_port(bad).has_value()) << bad;
+  }
+}
+
 TEST(Listener, GetsItsPortBackAfterARestart) {
   asio::io_context io;
   TestCluster cluster(io, 2);
