@@ -25,24 +25,32 @@
 //
 // Pruning, each justified where it is implemented:
 //   * a legal Get is never a wrong choice, so no alternative to it is tried;
-//   * a Get whose value can no longer be produced kills the configuration;
+//   * a configuration dies as soon as some pending Get can no longer be
+//     satisfied: nothing left can produce its value, or (once no Put/Delete
+//     remains) the value no longer extends the current one;
 //   * writes no Get can observe are dropped (unknown outcome) or only placed
 //     right before a Put/Delete that hides them ("blind" writes);
-//   * a read of a value that every possible producer had overwritten before
-//     the read began is refuted up front, without search.
+//   * reads of a value that nothing could have produced by then, or that was
+//     overwritten before the read began, are refuted up front, without search.
+// Model states are fingerprinted rather than spelled out, so a long run of
+// Appends costs linear, not quadratic, memory.
 #include "lincheck.h"
 
 #include <algorithm>
-#include <deque>
 #include <iomanip>
+#include <iterator>
+#include <limits>
 #include <ostream>
 #include <span>
 #include <sstream>
 #include <stdexcept>
+#include <string>
+#include <string_view>
 #include <tuple>
 #include <unordered_map>
 #include <unordered_set>
 #include <utility>
+#include <vector>
 
 namespace raftkv::lincheck {
 namespace {
@@ -54,7 +62,7 @@ constexpr size_t kMemoryBudgetBytes = size_t{1} << 30;       // Per key: memo ca
 constexpr size_t kPruneScanBudgetBytes = size_t{256} << 20;  // Read bytes x Append lengths.
 constexpr size_t kMaxAppendLengths = 64;   // Distinct Append value lengths indexed per key.
 constexpr size_t kMaxProducedStates = 16;  // Read states one Append value may produce.
-constexpr size_t kMaxChainSteps = 256;     // Per read state, see Search::chain_reaches.
+constexpr size_t kMaxChainSteps = 64;      // Per read state, see Search::chain_reaches.
 constexpr size_t kMaxOverwriteScan = 64;   // Writes examined per producer by the read refutation.
 constexpr size_t kMaxExplainedOps = 400;
 constexpr size_t kMaxShownValueBytes = 40;
@@ -71,39 +79,178 @@ uint64_t mix64(uint64_t x) {
   return x ^ (x >> 31);
 }
 
-// Interns values so that a model state is a small int: equal ids <=> equal
-// values. Id kAbsent stands for the absent key.
+// Identity of a byte string: its length and two polynomial hashes, modulo
+// 2^61 - 1 and modulo 2^64. Distinct strings collide with vanishing
+// probability, and fingerprints compose: the fingerprint of a + b follows from
+// those of a and b, which lets Append make a new state without building it.
+struct Fingerprint {
+  uint64_t h1 = 0;
+  uint64_t h2 = 0;
+  uint64_t length = 0;
+  bool operator==(const Fingerprint&) const = default;
+};
+
+struct FingerprintHash {
+  size_t operator()(const Fingerprint& f) const { return mix64(f.h1 ^ mix64(f.h2 + f.length)); }
+};
+
+constexpr uint64_t kMod = (uint64_t{1} << 61) - 1;
+constexpr uint64_t kBase1 = 0x1f3d5b79a3c4e1bULL;   // < kMod.
+constexpr uint64_t kBase2 = 0x6a09e667f3bcc909ULL;  // Odd.
+
+uint64_t add_mod(uint64_t a, uint64_t b) {
+  const uint64_t sum = a + b;  // Both < 2^61: no overflow.
+  return sum >= kMod ? sum - kMod : sum;
+}
+
+// a * b mod 2^61 - 1 for a, b < 2^61, in 64-bit arithmetic (2^61 = 1 mod kMod).
+uint64_t mul_mod(uint64_t a, uint64_t b) {
+  const uint64_t a_hi = a >> 32, a_lo = a & 0xffffffffULL;
+  const uint64_t b_hi = b >> 32, b_lo = b & 0xffffffffULL;
+  const uint64_t lo = a_lo * b_lo;                 // < 2^64
+  const uint64_t mid = a_hi * b_lo + a_lo * b_hi;  // < 2^62
+  const uint64_t hi = a_hi * b_hi;                 // < 2^58
+  // a * b = hi * 2^64 + mid * 2^32 + lo, where 2^64 = 8 and 2^61 = 1 (mod kMod).
+  uint64_t r = (hi << 3) + (mid >> 29) + ((mid & ((uint64_t{1} << 29) - 1)) << 32) + (lo >> 61) +
+               (lo & kMod);  // < 2^63
+  r = (r & kMod) + (r >> 61);
+  return r >= kMod ? r - kMod : r;
+}
+
+// Fingerprint of head + tail, for a tail of the given fingerprint.
+Fingerprint concat(const Fingerprint& head, const Fingerprint& tail) {
+  uint64_t power1 = 1;  // kBase1^tail.length mod kMod.
+  uint64_t power2 = 1;  // kBase2^tail.length mod 2^64.
+  uint64_t base1 = kBase1;
+  uint64_t base2 = kBase2;
+  for (uint64_t e = tail.length; e > 0; e >>= 1) {
+    if (e & 1) {
+      power1 = mul_mod(power1, base1);
+      power2 *= base2;
+    }
+    base1 = mul_mod(base1, base1);
+    base2 *= base2;
+  }
+  return {add_mod(mul_mod(head.h1, power1), tail.h1), head.h2 * power2 + tail.h2,
+          head.length + tail.length};
+}
+
+// Fingerprint of prefix + byte.
+Fingerprint extend(const Fingerprint& prefix, char byte) {
+  const uint64_t digit = static_cast<unsigned char>(byte) + 1;
+  return {add_mod(mul_mod(prefix.h1, kBase1), digit), prefix.h2 * kBase2 + digit,
+          prefix.length + 1};
+}
+
+Fingerprint fingerprint(std::string_view value) {
+  Fingerprint f;
+  for (char c : value) {
+    f = extend(f, c);
+  }
+  return f;
+}
+
+// Model states, interned as small ints: equal ids <=> equal values (barring a
+// fingerprint collision). Append derives the new state's fingerprint from the
+// old one instead of building the string: on an append-only key the total size
+// of all the states is quadratic. Each state records how it was built, to spell
+// it out for diagnostics. Id kAbsent stands for the absent key. Interned
+// strings are viewed, not copied: they must outlive the table.
 class ValueTable {
  public:
   static constexpr int32_t kAbsent = 0;
 
-  int32_t intern(std::string value) {
-    if (auto it = index_.find(value); it != index_.end()) return it->second;
-    bytes_ += value.capacity() + sizeof(std::string) + 4 * sizeof(void*);
-    values_.push_back(std::move(value));
-    const auto id = static_cast<int32_t>(values_.size());
-    index_.emplace(values_.back(), id);
+  ValueTable() : states_(1) {}
+
+  int32_t intern(std::string_view value, const Fingerprint& value_fingerprint) {
+    const int32_t id = find_or_add(value_fingerprint, -1, value);
+    State& state = states_[id];
+    if (state.parent >= 0) state = State{state.fingerprint, -1, value};  // Keep it spellable.
     return id;
   }
+  int32_t intern(std::string_view value) { return intern(value, fingerprint(value)); }
 
-  // The state reached by appending `suffix` to state `id`.
+  // The state reached by appending `suffix` to state `id` (absent counts as "").
   int32_t append(int32_t id, std::string_view suffix) {
-    const std::string_view base = id == kAbsent ? std::string_view() : value(id);
-    std::string joined;
-    joined.reserve(base.size() + suffix.size());
-    joined.append(base).append(suffix);
-    return intern(std::move(joined));
+    // The fingerprint of absent is all zero, like that of "".
+    return find_or_add(concat(states_[id].fingerprint, fingerprint(suffix)), id, suffix);
   }
 
-  const std::string& value(int32_t id) const { return values_[static_cast<size_t>(id) - 1]; }
-  int32_t size() const { return static_cast<int32_t>(values_.size()); }  // Largest id.
-  size_t bytes() const { return bytes_; }
+  const Fingerprint& fingerprint_of(int32_t id) const { return states_[id].fingerprint; }
+
+  // The value of a state made by intern().
+  std::string_view interned_value(int32_t id) const { return states_[id].text; }
+
+  // The value of any present state.
+  std::string spell(int32_t id) const {
+    std::vector<std::string_view> pieces;
+    for (; id != kAbsent; id = states_[id].parent) {
+      pieces.push_back(states_[id].text);
+      if (states_[id].parent < 0) break;
+    }
+    std::string value;
+    for (auto it = pieces.rbegin(); it != pieces.rend(); ++it) {
+      value.append(*it);
+    }
+    return value;
+  }
+
+  int32_t size() const { return static_cast<int32_t>(states_.size()) - 1; }  // Largest id.
+  size_t bytes() const {
+    return states_.capacity() * sizeof(State) + index_.size() * (sizeof(Fingerprint) + 32);
+  }
 
  private:
-  std::deque<std::string> values_;  // values_[id - 1]. A deque never moves its
-                                    // elements, so the views in index_ stay valid.
-  std::unordered_map<std::string_view, int32_t> index_;
-  size_t bytes_ = 0;
+  struct State {
+    Fingerprint fingerprint;
+    int32_t parent = -1;    // -1: text is the whole value. Else text was appended to parent.
+    std::string_view text;  // Empty for kAbsent.
+  };
+
+  int32_t find_or_add(const Fingerprint& fingerprint, int32_t parent, std::string_view text) {
+    const auto [it, inserted] =
+        index_.try_emplace(fingerprint, static_cast<int32_t>(states_.size()));
+    if (inserted) states_.push_back(State{fingerprint, parent, text});
+    return it->second;
+  }
+
+  std::vector<State> states_;  // By id; states_[kAbsent] is the absent key.
+  std::unordered_map<Fingerprint, int32_t, FingerprintHash> index_;  // Present states only.
+};
+
+using FingerprintSet = std::unordered_set<Fingerprint, FingerprintHash>;
+
+// Non-negative counts over 0..n-1 (a Fenwick tree) that can find the first
+// positive one in O(log n).
+class CountTree {
+ public:
+  explicit CountTree(size_t size) : tree_(size + 1, 0) {}
+
+  void add(size_t index, int32_t delta) {
+    for (size_t i = index + 1; i < tree_.size(); i += i & (~i + 1)) {
+      tree_[i] += delta;
+    }
+  }
+
+  // The smallest index with a positive count, or the size if none.
+  size_t first_positive() const {
+    size_t step = 1;
+    while (step * 2 < tree_.size()) {
+      step *= 2;
+    }
+    size_t index = 0;  // Invariant: the counts below index sum to less than `wanted`.
+    int32_t wanted = 1;
+    for (; step > 0; step /= 2) {
+      if (index + step < tree_.size() && tree_[index + step] < wanted) {
+        index += step;
+        wanted -= tree_[index];
+      }
+    }
+    return index;
+  }
+
+ private:
+  std::vector<int32_t> tree_;  // 1-based.
 };
 
 // Set of linearized operations, numbered in call order. Besides the bitset it
@@ -234,9 +381,15 @@ enum class SearchOutcome { kLinearizable, kNotLinearizable, kOutOfTime, kOutOfMe
 
 class Search {
  public:
+  // read_prefixes: the fingerprints of all prefixes of all read values, or null.
   Search(const std::vector<SearchOp>& ops, const std::vector<int64_t>& calls,
-         const std::vector<int64_t>& rets, ValueTable& values, Clock::time_point deadline)
-      : ops_(ops), values_(values), deadline_(deadline), linearized_(ops.size()) {
+         const std::vector<int64_t>& rets, ValueTable& values, const FingerprintSet* read_prefixes,
+         Clock::time_point deadline)
+      : ops_(ops),
+        values_(values),
+        read_prefixes_(read_prefixes),
+        deadline_(deadline),
+        linearized_(ops.size()) {
     build_list(calls, rets);
     build_reader_index();
     find_impossible_read();
@@ -298,7 +451,7 @@ class Search {
   struct Refutation {
     int32_t read = -1;      // The Get.
     int32_t producer = -1;  // The latest (kOverwritten) or earliest (kFuture) producer.
-    int32_t write = -1;     // kOverwritten: the write that overwrote the value.
+    int32_t write = -1;     // kOverwritten: the write that moved the state off the value.
     enum Kind { kUnproducible, kOverwritten, kFuture } kind = kUnproducible;
   };
   const Refutation& refutation() const { return refutation_; }
@@ -464,9 +617,15 @@ class Search {
   void mark(int32_t op, int delta) {
     linearized_.flip(op);
     if (ops_[op].kind == OpKind::kGet) {
-      readers_[ops_[op].arg] += delta;
+      const int32_t s = ops_[op].arg;
+      readers_[s] += delta;
+      pending_reads_ += delta;
+      if (s != ValueTable::kAbsent) {
+        pending_by_length_.add(static_cast<size_t>(read_rank_[s]), delta);
+      }
       return;
     }
+    if (ops_[op].kind != OpKind::kAppend) resets_left_ += delta;
     for (size_t k = produced_range_[op].first; k < produced_range_[op].second; ++k) {
       producers_left_[produced_[k]] += delta;
     }
@@ -487,8 +646,24 @@ class Search {
     unprunable_.assign(states, false);
     for (const SearchOp& op : ops_) {
       if (op.kind == OpKind::kGet) ++readers_[op.arg];
-      if (op.kind == OpKind::kPut) put_values_.insert(values_.value(op.arg));
+      if (op.kind == OpKind::kPut) put_values_.insert(values_.interned_value(op.arg));
+      if (op.kind == OpKind::kPut || op.kind == OpKind::kDelete) ++resets_left_;
+      pending_reads_ += op.kind == OpKind::kGet;
       has_blind_ = has_blind_ || op.blind;
+    }
+    std::vector<int32_t> by_length;
+    for (int32_t s = 1; s < static_cast<int32_t>(states); ++s) {
+      if (readers_[s] > 0) by_length.push_back(s);
+    }
+    std::sort(by_length.begin(), by_length.end(), [&](int32_t a, int32_t b) {
+      return values_.fingerprint_of(a).length < values_.fingerprint_of(b).length;
+    });
+    read_rank_.assign(states, -1);
+    pending_by_length_ = CountTree(by_length.size());
+    for (size_t rank = 0; rank < by_length.size(); ++rank) {
+      read_rank_[by_length[rank]] = static_cast<int32_t>(rank);
+      read_lengths_.push_back(values_.fingerprint_of(by_length[rank]).length);
+      pending_by_length_.add(rank, readers_[by_length[rank]]);
     }
 
     // Appends grouped by value; group g can produce the read states groups[g].
@@ -512,7 +687,7 @@ class Search {
         unprunable_[s] = true;  // Too costly to index; never prune on s.
         continue;
       }
-      const std::string_view value = values_.value(s);
+      const std::string_view value = values_.interned_value(s);
       for (size_t length : append_lengths_) {
         if (length > value.size()) break;
         auto it = group_of_.find(value.substr(value.size() - length));
@@ -526,10 +701,7 @@ class Search {
           possible = chain_reaches(value.substr(0, value.size() - length), steps);
           ++group_size_[g];
         }
-        if (possible) {
-          groups[g].push_back(s);
-          reached_.insert(value);  // Read states are mostly prefixes of later ones.
-        }
+        if (possible) groups[g].push_back(s);
       }
     }
     for (auto& group : groups) {
@@ -569,11 +741,11 @@ class Search {
   // (non-empty): a Put of t, or an Append of a suffix y of t (from the counts
   // in group_size_, which this consumes and restores) after a state that
   // reaches t minus y recursively, or after absent if t == y. Ignores timing,
-  // so it over-approximates; and it assumes success after kMaxChainSteps, or
-  // if t is in reached_. Only "false" is relied on, so reached_ may remember
-  // successes found with other counts.
+  // so it over-approximates; and it assumes success after kMaxChainSteps.
+  // (Successes are not memoized: a chain found with other counts may not
+  // exist with these, which is exactly how an Append applied twice shows.)
   bool chain_reaches(std::string_view t, size_t& steps) {
-    if (put_values_.contains(t) || reached_.contains(t) || ++steps > kMaxChainSteps) return true;
+    if (put_values_.contains(t) || ++steps > kMaxChainSteps) return true;
     for (size_t length : append_lengths_) {
       if (length > t.size()) break;
       if (length == 0) continue;  // Appending "" never helps build a present state.
@@ -583,10 +755,7 @@ class Search {
       --group_size_[it->second];
       const bool reaches = chain_reaches(t.substr(0, t.size() - length), steps);
       ++group_size_[it->second];
-      if (reaches) {
-        reached_.insert(t);
-        return true;
-      }
+      if (reaches) return true;
     }
     return false;
   }
@@ -681,6 +850,17 @@ class Search {
     for (size_t k = produced_range_[op].first; k < produced_range_[op].second; ++k) {
       if (stranded(produced_[k])) return false;
     }
+    // No way back: once no Put or Delete remains, the state only grows by
+    // appends, so every pending read must extend the new state.
+    if (resets_left_ == 0 && pending_reads_ > 0 && next != state && next != ValueTable::kAbsent) {
+      const Fingerprint& reached = values_.fingerprint_of(next);
+      const size_t shortest = pending_by_length_.first_positive();
+      if (readers_[ValueTable::kAbsent] > 0 ||
+          (shortest < read_lengths_.size() && read_lengths_[shortest] < reached.length) ||
+          (read_prefixes_ != nullptr && !read_prefixes_->contains(reached))) {
+        return false;
+      }
+    }
     return true;
   }
 
@@ -741,6 +921,7 @@ class Search {
 
   const std::vector<SearchOp>& ops_;
   ValueTable& values_;
+  const FingerprintSet* read_prefixes_;  // May be null.
   Clock::time_point deadline_;
   std::vector<Node> nodes_;
   std::vector<int32_t> call_node_;  // op -> its call node.
@@ -762,11 +943,17 @@ class Search {
   std::unordered_map<std::string_view, size_t> group_of_;  // Append value -> group.
   std::vector<int32_t> group_size_;                        // Group -> number of Appends.
   std::vector<size_t> append_lengths_;                     // Distinct value lengths, sorted.
-  std::unordered_set<std::string_view> reached_;           // States chain_reaches accepted.
   // Dead-read pruning, indexed by state id (see build_reader_index).
   std::vector<int32_t> readers_;
   std::vector<int32_t> producers_left_;
   std::vector<bool> unprunable_;
+  // No-way-back pruning: unlinearized Puts/Deletes and Gets, and the latter's
+  // present values by length (rank into read_lengths_, ascending).
+  int32_t resets_left_ = 0;
+  int32_t pending_reads_ = 0;
+  std::vector<int32_t> read_rank_;  // State id -> rank, for present read states.
+  std::vector<uint64_t> read_lengths_;
+  CountTree pending_by_length_{0};
   std::vector<int32_t> produced_;  // Read states each op could produce, in ranges:
   std::vector<std::pair<size_t, size_t>> produced_range_;  // op -> [begin, end) in produced_.
   Refutation refutation_;
@@ -782,53 +969,89 @@ enum class Ignored { kNo, kUnknownGet, kUnobservableWrite };
 // unknown-outcome write like that is dropped ("never" is always allowed for it,
 // and removing it from a linearization changes nothing any Get sees); a known
 // one is "blind" (see SearchOp).
+//
+// Reads are often prefixes of later reads (values grow by appends), and a
+// prefix reveals nothing its extension does not, so only maximal reads are
+// examined: the work is linear in their total size, not in all reads'.
 class ObservationIndex {
  public:
-  ObservationIndex(const std::vector<Operation>& history, const std::vector<size_t>& indices) {
+  ObservationIndex(const std::vector<Operation>& history, const std::vector<size_t>& indices)
+      : output_fingerprints_(indices.size()) {
     std::vector<std::string_view> appends;
-    for (size_t index : indices) {
-      const Operation& op = history[index];
+    std::unordered_map<Fingerprint, std::string_view, FingerprintHash> reads;  // Distinct.
+    for (size_t i = 0; i < indices.size(); ++i) {
+      const Operation& op = history[indices[i]];
       if (op.kind == OpKind::kAppend) appends.push_back(op.value);
       if (op.kind != OpKind::kGet || has_unknown_outcome(op)) continue;
       if (op.output) {
-        reads_.push_back(*op.output);
+        output_fingerprints_[i] = fingerprint(*op.output);
+        reads.emplace(output_fingerprints_[i], *op.output);
       } else {
         absent_read_ = true;
       }
     }
-    std::sort(reads_.begin(), reads_.end());
-    reads_.erase(std::unique(reads_.begin(), reads_.end()), reads_.end());
+    has_append_ = !appends.empty();
+    find_maximal_reads(reads);
     find_observed_appends(std::move(appends));
   }
+
+  // Fingerprints of every prefix of every read value, or null if that was too costly.
+  const FingerprintSet* read_prefixes() const {
+    return prefixes_complete_ ? &read_prefixes_ : nullptr;
+  }
+
+  // The fingerprint of the output of indices[i], a Get with a known, present output.
+  const Fingerprint& output_fingerprint(size_t i) const { return output_fingerprints_[i]; }
 
   bool observable(const Operation& op) const {
     switch (op.kind) {
       case OpKind::kGet:
         return false;
-      case OpKind::kPut: {
-        // Reads starting with op.value sort contiguously from lower_bound(op.value).
-        auto it = std::lower_bound(reads_.begin(), reads_.end(), std::string_view(op.value));
-        return it != reads_.end() && it->starts_with(op.value);
-      }
+      case OpKind::kPut:
+        return !prefixes_complete_ || read_prefixes_.contains(fingerprint(op.value));
       case OpKind::kDelete:
         return absent_read_ || has_append_;
       case OpKind::kAppend:
-        if (op.value.empty()) return !reads_.empty();
+        if (op.value.empty()) return !maximal_reads_.empty();
         return all_appends_observable_ || observed_appends_.contains(op.value);
     }
     return true;
   }
 
  private:
-  // Finds the Append values that occur in some read: for each distinct value
-  // length, a rolling hash slides over every read and is looked up among the
-  // values of that length. Time is linear in the total read size per length.
+  // Longest first, a read is maximal unless it is a prefix of one already
+  // found; read_prefixes_ collects the fingerprints of all their prefixes.
+  void find_maximal_reads(
+      const std::unordered_map<Fingerprint, std::string_view, FingerprintHash>& reads) {
+    std::vector<std::pair<Fingerprint, std::string_view>> by_length(reads.begin(), reads.end());
+    std::sort(by_length.begin(), by_length.end(),
+              [](const auto& a, const auto& b) { return a.second.size() > b.second.size(); });
+    size_t budget = kPruneScanBudgetBytes;
+    for (const auto& [read_fingerprint, read] : by_length) {
+      if (read_prefixes_.contains(read_fingerprint)) continue;
+      maximal_reads_.push_back(read);
+      if (!prefixes_complete_ || budget < read.size()) {
+        prefixes_complete_ = false;  // Too costly: Puts then all count as observable.
+        continue;
+      }
+      budget -= read.size();
+      Fingerprint prefix;
+      read_prefixes_.insert(prefix);
+      for (char c : read) {
+        prefix = extend(prefix, c);
+        read_prefixes_.insert(prefix);
+      }
+    }
+  }
+
+  // Finds the Append values that occur in some maximal read: for each distinct
+  // value length, a rolling hash slides over the reads and is looked up among
+  // the values of that length.
   void find_observed_appends(std::vector<std::string_view> appends) {
-    has_append_ = !appends.empty();
     std::sort(appends.begin(), appends.end(),
               [](std::string_view a, std::string_view b) { return a.size() < b.size(); });
     size_t read_bytes = 0;
-    for (std::string_view read : reads_) {
+    for (std::string_view read : maximal_reads_) {
       read_bytes += read.size();
     }
     size_t lengths = 0;
@@ -841,14 +1064,13 @@ class ObservationIndex {
     }
     for (size_t begin = 0, end = 0; begin < appends.size(); begin = end) {
       const size_t length = appends[begin].size();
-      end = begin;
       std::unordered_map<uint64_t, std::vector<std::string_view>> by_hash;
-      for (; end < appends.size() && appends[end].size() == length; ++end) {
-        if (length > 0) by_hash[rolling_hash(appends[end])].push_back(appends[end]);
+      for (end = begin; end < appends.size() && appends[end].size() == length; ++end) {
+        by_hash[rolling_hash(appends[end])].push_back(appends[end]);
       }
       if (length == 0) continue;
       const uint64_t drop = power(length);  // Weight of the byte leaving the window.
-      for (std::string_view read : reads_) {
+      for (std::string_view read : maximal_reads_) {
         if (read.size() < length) continue;
         uint64_t hash = rolling_hash(read.substr(0, length));
         for (size_t pos = 0;; ++pos) {
@@ -858,19 +1080,18 @@ class ObservationIndex {
             }
           }
           if (pos + length == read.size()) break;
-          hash = hash * kHashBase + static_cast<unsigned char>(read[pos + length]) -
+          hash = hash * kBase2 + static_cast<unsigned char>(read[pos + length]) -
                  drop * static_cast<unsigned char>(read[pos]);
         }
       }
     }
   }
 
-  static constexpr uint64_t kHashBase = 0x100000001b3ULL;
-
+  // Polynomial hash mod 2^64, cheap to roll; matches are verified.
   static uint64_t rolling_hash(std::string_view s) {
     uint64_t hash = 0;
     for (char c : s) {
-      hash = hash * kHashBase + static_cast<unsigned char>(c);
+      hash = hash * kBase2 + static_cast<unsigned char>(c);
     }
     return hash;
   }
@@ -878,12 +1099,15 @@ class ObservationIndex {
   static uint64_t power(size_t exponent) {
     uint64_t result = 1;
     for (size_t i = 0; i < exponent; ++i) {
-      result *= kHashBase;
+      result *= kBase2;
     }
     return result;
   }
 
-  std::vector<std::string_view> reads_;  // Distinct present outputs of known Gets, sorted.
+  std::vector<Fingerprint> output_fingerprints_;  // By position in `indices`.
+  std::vector<std::string_view> maximal_reads_;   // Present outputs of known Gets.
+  FingerprintSet read_prefixes_;
+  bool prefixes_complete_ = true;  // read_prefixes_ covers all maximal reads.
   bool absent_read_ = false;
   bool has_append_ = false;
   bool all_appends_observable_ = false;
@@ -960,7 +1184,7 @@ std::string explain_illegal(const std::vector<Operation>& history, const KeyRepo
         << (op.output ? quote(*op.output) : "absent");
     switch (refutation.kind) {
       case Search::Refutation::kUnproducible:
-        out << ", which no operation on this key can produce.\n";
+        out << ", which no sequence of this key's operations (each used once) can produce.\n";
         break;
       case Search::Refutation::kFuture:
         out << ", but every operation that could produce that value (the earliest being "
@@ -972,9 +1196,9 @@ std::string explain_illegal(const std::vector<Operation>& history, const KeyRepo
           out << ", yet " << number(write) << " overwrote the initial absent state before the "
               << "Get was called, and no operation can make the key absent again.\n";
         } else {
-          out << ", yet " << number(write) << " overwrote it: every operation that could "
-              << "produce that value (the latest being " << number(producer) << ") returned before "
-              << number(write) << " was called, and " << number(write)
+          out << ", yet " << number(write) << " moved the key off that value for good: every "
+              << "operation that could produce that value (the latest being " << number(producer)
+              << ") returned before " << number(write) << " was called, and " << number(write)
               << ", which cannot produce it, returned before the Get was called.\n";
           marks[position(producer)] = "made";
         }
@@ -983,7 +1207,7 @@ std::string explain_illegal(const std::vector<Operation>& history, const KeyRepo
     }
     marks[position(read)] = "READ";
     out << "Operations by call time (READ = the read, made = the producer named above, over = "
-           "the overwriting write):\n";
+           "the write named above):\n";
   } else {
     const auto& prefix = search.best_prefix();
     for (size_t i = 0; i < prefix.size(); ++i) {
@@ -995,7 +1219,7 @@ std::string explain_illegal(const std::vector<Operation>& history, const KeyRepo
         << " operation(s), leaving the key "
         << (search.best_state() == ValueTable::kAbsent
                 ? std::string("absent")
-                : "= " + quote(report.values.value(search.best_state())))
+                : "= " + quote(report.values.spell(search.best_state())))
         << ".\n(Prefixes after which some read can no longer be satisfied are not extended.)\n"
         << "Operations by call time (lin = position in that prefix, - = not in it):\n";
   }
@@ -1072,7 +1296,8 @@ Result check_key(const std::vector<Operation>& history, std::string_view key,
                        .unknown = unknown,
                        .blind = !unknown && op.kind != OpKind::kGet && !observable};
     if (op.kind == OpKind::kGet) {
-      search_op.arg = op.output ? values.intern(*op.output) : ValueTable::kAbsent;
+      search_op.arg = op.output ? values.intern(*op.output, observations.output_fingerprint(i))
+                                : ValueTable::kAbsent;
     } else if (op.kind == OpKind::kPut) {
       search_op.arg = values.intern(op.value);
     } else if (op.kind == OpKind::kAppend) {
@@ -1081,7 +1306,7 @@ Result check_key(const std::vector<Operation>& history, std::string_view key,
     ops.push_back(search_op);
   }
 
-  Search search(ops, calls, rets, values, deadline);
+  Search search(ops, calls, rets, values, observations.read_prefixes(), deadline);
   const SearchOutcome outcome = search.run();
   Result result;
   switch (outcome) {

@@ -40,14 +40,15 @@ enum class OpKind { kGet, kPut, kAppend, kDelete };
 // Return time of an operation whose outcome is unknown (+infinity).
 inline constexpr int64_t kUnknownReturn = std::numeric_limits<int64_t>::max();
 
-// Fields all have defaults, so designated initializers may name just the relevant ones.
+// One client operation. Every field has a default, so designated initializers
+// may name just the relevant ones.
 struct Operation {
   int client = 0;  // Diagnostics only.
   OpKind kind = OpKind::kGet;
   std::string key{};
   std::string value{};  // Input of Put and Append; ignored otherwise.
-  std::optional<std::string>
-      output{};      // Get's observed value (nullopt = absent); ignored otherwise.
+  // Get's observed value (nullopt = absent); ignored otherwise.
+  std::optional<std::string> output{};
   int64_t call = 0;  // Invocation time.
   int64_t ret = 0;   // Response time, >= call; kUnknownReturn if the outcome is unknown.
   bool outcome_unknown = false;  // Same effect as ret == kUnknownReturn.
@@ -64,15 +65,18 @@ struct Result {
   // For kIllegal: the key whose sub-history is not linearizable.
   // For kUnknown: the key being searched when the budget ran out.
   std::string key_in_error;
-  // Human-readable. For kIllegal: the key's operations sorted by call time,
-  // annotated with the longest linearizable prefix the search found.
+  // Human-readable. For kIllegal: why (a read that is impossible on its own,
+  // with the operations that prove it, or else the longest linearizable prefix
+  // the search found and the value it leaves), then the key's operations sorted
+  // by call time, annotated accordingly (at most 400, around the problem).
   std::string explanation;
 };
 
 // Checks `history` for linearizability. `budget` bounds the wall-clock time of
-// the whole call; when it is exceeded the verdict is kUnknown. Keys are checked
-// smallest sub-history first, so a cheap violation is found before an
-// expensive key can exhaust the budget.
+// the whole call; when it is exceeded the verdict is kUnknown (so is a search
+// that would need over 1 GiB for one key). Keys are checked smallest
+// sub-history first, so a cheap violation is found before an expensive key can
+// exhaust the budget. Thread-safe: no shared state.
 //
 // Throws std::invalid_argument if an operation with a known outcome has
 // ret < call.
