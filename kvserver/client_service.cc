@@ -213,6 +213,17 @@ class ClientService::Impl::Connection : public std::enable_shared_from_this<Conn
               r.status = ReplyStatus::kBusy;
               r.message = "the log is behind; back off and retry";
               break;
+            case raft::RaftNode::Outcome::kCovered:
+              // A snapshot covers the entry's index: the restored session table
+              // says whether this write is in it. If not, say "unknown" rather
+              // than "not applied" (a session may have expired).
+              if (s.kv.already_applied(client, seq)) {
+                if (auto res = s.kv.session_reply(client, seq)) r.status = res->status;
+              } else {
+                r.status = ReplyStatus::kTimeout;
+                r.message = "a snapshot replaced the log here; the outcome is unknown";
+              }
+              break;
             case raft::RaftNode::Outcome::kLost:
               // Definitely not applied: another leader overwrote the entry.
               r = s.not_leader(p->request_id, "leadership changed before the write committed");

@@ -113,11 +113,13 @@ struct RaftNode::Impl {
       }
       log_line("raft", fmt::format("snapshot installed at index {} term {}",
                                    rd.snapshot->meta.index, rd.snapshot->meta.term));
-      // Waiters at or below the snapshot never see their entry applied here.
+      // Waiters at or below the snapshot never see their entry applied here,
+      // but the snapshot may contain it: the outcome is for the state machine
+      // to tell, not "lost".
       while (!proposals.empty() && proposals.begin()->first <= rd.snapshot->meta.index) {
         auto done = std::move(proposals.begin()->second.done);
         proposals.erase(proposals.begin());
-        done(Outcome::kLost);
+        done(Outcome::kCovered);
       }
     }
     for (const Entry& e : rd.committed_entries) {

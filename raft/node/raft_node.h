@@ -62,6 +62,8 @@ class RaftNode {
     kNotLeader,  // refused: not the leader (nothing was appended)
     kBusy,       // refused: too much is in flight (nothing was appended)
     kLost,       // appended but overwritten by another leader: never applied
+    kCovered,    // an installed snapshot covers its index: it may be in the
+                 // snapshot or not; the state machine (session table) knows
   };
   using ProposeDone = std::function<void(Outcome)>;
   // ok: leadership was confirmed and the state machine has applied at least

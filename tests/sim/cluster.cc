@@ -31,6 +31,7 @@ struct Cluster::Node {
   std::unique_ptr<raft::MemoryStorage> disk;  // survives crashes
   std::unique_ptr<raft::Raft> raft;           // null while crashed
   AppliedLog applied;
+  std::unique_ptr<raft::StateMachine> sm;  // SimOptions::state_machine; null if unset or crashed
   uint64_t epoch = 0;
   // Readies handed out and not yet durable, in order, each with the time its
   // write completes. A crash loses them.
@@ -91,6 +92,7 @@ const raft::Raft& Cluster::raft(NodeId n) const {
 }
 const raft::MemoryStorage& Cluster::storage(NodeId n) const { return *nodes_.at(n)->disk; }
 const AppliedLog& Cluster::applied(NodeId n) const { return nodes_.at(n)->applied; }
+raft::StateMachine* Cluster::state_machine(NodeId n) const { return nodes_.at(n)->sm.get(); }
 bool Cluster::alive(NodeId n) const { return nodes_.at(n)->raft != nullptr; }
 bool Cluster::has_unsynced_writes(NodeId n) const { return !nodes_.at(n)->writes.empty(); }
 
@@ -121,7 +123,15 @@ void Cluster::start_node(NodeId id) {
   n.was_leader = false;
   // The state machine restarts from the durable snapshot.
   raft::Snapshot snap = n.disk->snapshot();
-  if (snap.meta.index > Index(0)) {
+  if (opts_.state_machine) {
+    // kvsim hook: the image is the pluggable state machine's, not an AppliedLog.
+    n.sm = opts_.state_machine(id);
+    n.applied = AppliedLog{};
+    if (snap.meta.index > Index(0)) {
+      restore_state_machine(n, snap);
+      n.applied.snapshot_index = n.applied.last = snap.meta.index;
+    }
+  } else if (snap.meta.index > Index(0)) {
     n.applied = decode_snapshot(snap.meta.index, snap.data.view());
   } else {
     n.applied = AppliedLog{};
@@ -141,6 +151,7 @@ void Cluster::crash(NodeId id) {
   if (!n.raft) return;
   hash(0xC0FFEE + id.value);
   n.raft.reset();
+  n.sm.reset();  // kvsim hook: the state machine is volatile too
   n.writes.clear();  // unsynced writes are lost
   n.applied = AppliedLog{};
   ++n.epoch;
@@ -278,7 +289,12 @@ void Cluster::complete_disk_write(Node& n) {
 }
 
 void Cluster::apply(Node& n, const Ready& rd) {
-  if (rd.snapshot) {
+  if (rd.snapshot && n.sm) {
+    // kvsim hook: install into the pluggable state machine.
+    restore_state_machine(n, *rd.snapshot);
+    n.applied = AppliedLog{};
+    n.applied.snapshot_index = n.applied.last = rd.snapshot->meta.index;
+  } else if (rd.snapshot) {
     n.applied = decode_snapshot(rd.snapshot->meta.index, rd.snapshot->data.view());
   }
   for (const Entry& e : rd.committed_entries) {
@@ -286,6 +302,7 @@ void Cluster::apply(Node& n, const Ready& rd) {
       fail(fmt::format("node {} applied {} after {}", n.id, e.index, n.applied.last));
     }
     n.applied.last = e.index;
+    if (n.sm) n.sm->apply(e);  // kvsim hook
     std::string cmd(e.data.view());
     if (e.type == EntryType::kNormal) n.applied.commands[e.index.value] = cmd;
     // State machine safety (Raft §5.4.3): no two nodes apply different
@@ -301,12 +318,32 @@ void Cluster::apply(Node& n, const Ready& rd) {
 }
 
 void Cluster::maybe_snapshot(Node& n) {
-  if (opts_.snapshot_every == 0) return;
+  // snapshot_log_bytes (kvsim hook) is an additional, independent trigger.
+  bool by_bytes = opts_.snapshot_log_bytes > 0 && n.disk->log_bytes() >= opts_.snapshot_log_bytes;
+  if (opts_.snapshot_every == 0 && !by_bytes) return;
   Index applied = n.applied.last;
-  if (applied - n.disk->snapshot_meta().index < opts_.snapshot_every) return;
+  if (!by_bytes && applied - n.disk->snapshot_meta().index < opts_.snapshot_every) return;
+  if (applied <= n.disk->snapshot_meta().index) return;  // nothing new to compact
   // Only durable, applied state is compacted.
   if (applied > n.disk->last_index()) return;
+  if (n.sm) {
+    // kvsim hook: the pluggable state machine provides the image.
+    if (n.sm->applied_index() != applied) {
+      fail(fmt::format("node {}: state machine at {} but {} applied", n.id, n.sm->applied_index(),
+                       applied));
+    }
+    n.disk->compact(applied, n.sm->snapshot());
+    return;
+  }
   n.disk->compact(applied, raft::Bytes(encode_snapshot(n.applied)));
+}
+
+void Cluster::restore_state_machine(Node& n, const raft::Snapshot& snap) {
+  std::string error;
+  if (!n.sm->restore(snap, &error)) {
+    fail(fmt::format("node {}: state machine cannot restore snapshot {}: {}", n.id, snap.meta.index,
+                     error));
+  }
 }
 
 raft::ProposeResult Cluster::propose(NodeId id, const std::string& command) {

@@ -9,6 +9,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -20,6 +21,7 @@
 
 #include "raft/core/memory_storage.h"
 #include "raft/core/raft.h"
+#include "raft/node/state_machine.h"  // header-only interface (kvsim hook below)
 
 namespace raftkv::sim {
 
@@ -48,6 +50,21 @@ struct SimOptions {
   raft::Config raft;        // id, voters, seed and applied are filled in per node
   // Take a snapshot whenever applied - snapshot index reaches this (0 = never).
   uint64_t snapshot_every = 0;
+
+  // --- Added for tests/kvsim (pluggable application state machine) ---------
+  // Unset (the default): nothing below changes the simulator's behaviour.
+  // Set: each node incarnation gets a fresh state machine from this factory,
+  // fed as RaftNode feeds its own: restore() from the durable snapshot at
+  // start and from every installed snapshot, then apply() of every committed
+  // entry (normal and no-op) in log order. Compaction images then come from
+  // its snapshot() instead of encode_snapshot(AppliedLog). AppliedLog and all
+  // checkers keep running; an AppliedLog rebuilt from such an image knows only
+  // its index, and n_committed() already falls back on the cluster-wide record
+  // for compacted indexes. A crash destroys the instance (volatile state).
+  std::function<std::unique_ptr<raft::StateMachine>(NodeId)> state_machine;
+  // Also take a snapshot whenever the durable log holds at least this many
+  // bytes (MemoryStorage::log_bytes(); 6.824's maxraftstate). 0 = never.
+  size_t snapshot_log_bytes = 0;
 };
 
 // What a node's state machine applied: index -> command. Volatile; rebuilt
@@ -117,6 +134,9 @@ class Cluster {
   const raft::Raft& raft(NodeId n) const;
   const raft::MemoryStorage& storage(NodeId n) const;
   const AppliedLog& applied(NodeId n) const;
+  // The node's SimOptions::state_machine instance; null while the node is
+  // crashed or when none is configured. (Added for tests/kvsim.)
+  raft::StateMachine* state_machine(NodeId n) const;
   std::vector<raft::ReadState> take_read_states(NodeId n);
   std::vector<uint64_t> take_failed_reads(NodeId n);
   uint64_t messages_sent() const { return messages_sent_; }
@@ -160,6 +180,7 @@ class Cluster {
   void start_node(NodeId id);
   void apply(Node& n, const raft::Ready& rd);
   void maybe_snapshot(Node& n);
+  void restore_state_machine(Node& n, const raft::Snapshot& snap);  // kvsim hook
   void hash(uint64_t v);
 
   // Checkers.
