@@ -1,6 +1,7 @@
 #include "raft/node/storage_codec.h"
 
-#include <array>
+#include "schema/crc32c.h"
+
 #include <cstdio>
 #include <cstdlib>
 #include <limits>
@@ -10,29 +11,7 @@
 namespace raftkv::raft::codec {
 namespace {
 
-// Slicing-by-8 tables for the reflected Castagnoli polynomial, built at
-// compile time: table[0] is the classic byte-at-a-time table, table[k][b] is
-// the CRC of byte b followed by k zero bytes.
-constexpr uint32_t kCastagnoli = 0x82F63B78u;
 
-using CrcTables = std::array<std::array<uint32_t, 256>, 8>;
-
-constexpr CrcTables make_crc_tables() {
-  CrcTables t{};
-  for (uint32_t b = 0; b < 256; ++b) {
-    uint32_t c = b;
-    for (int k = 0; k < 8; ++k)
-      c = (c & 1) ? (c >> 1) ^ kCastagnoli : c >> 1;
-    t[0][b] = c;
-  }
-  for (size_t k = 1; k < 8; ++k) {
-    for (uint32_t b = 0; b < 256; ++b)
-      t[k][b] = (t[k - 1][b] >> 8) ^ t[0][t[k - 1][b] & 0xFF];
-  }
-  return t;
-}
-
-constexpr CrcTables kCrcTables = make_crc_tables();
 
 void put_u8(std::string& out, uint8_t v) {
   out.push_back(static_cast<char>(v));
@@ -119,21 +98,8 @@ Decoded<T> trailing_bytes_error(const FieldReader& r) {
 }  // namespace
 
 uint32_t crc32c(std::string_view data, uint32_t crc) {
-  const auto* p = reinterpret_cast<const unsigned char*>(data.data());
-  size_t n = data.size();
-  uint32_t c = ~crc;
-  while (n >= 8) {
-    uint32_t lo =
-        c ^ (uint32_t{p[0]} | uint32_t{p[1]} << 8 | uint32_t{p[2]} << 16 | uint32_t{p[3]} << 24);
-    c = kCrcTables[7][lo & 0xFF] ^ kCrcTables[6][(lo >> 8) & 0xFF] ^
-        kCrcTables[5][(lo >> 16) & 0xFF] ^ kCrcTables[4][lo >> 24] ^ kCrcTables[3][p[4]] ^
-        kCrcTables[2][p[5]] ^ kCrcTables[1][p[6]] ^ kCrcTables[0][p[7]];
-    p += 8;
-    n -= 8;
-  }
-  while (n-- > 0)
-    c = (c >> 8) ^ kCrcTables[0][(c ^ *p++) & 0xFF];
-  return ~c;
+  // One CRC32C implementation for the whole project: schema/crc32c.
+  return wire::crc32c_extend(crc, data);
 }
 
 std::string encode_u64_key(uint64_t v) {
