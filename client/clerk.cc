@@ -18,6 +18,7 @@
 
 #include <fmt/format.h>
 
+#include "raft/core/raft.h"
 #include "schema/convert.h"
 
 namespace raftkv::client {
@@ -46,20 +47,6 @@ const char* to_string(Code c) {
 }
 
 namespace {
-
-const char* role_name(raft::Role r) {
-  switch (r) {
-    case raft::Role::kLeader:
-      return "leader";
-    case raft::Role::kCandidate:
-      return "candidate";
-    case raft::Role::kPreCandidate:
-      return "pre-candidate";
-    case raft::Role::kFollower:
-      return "follower";
-  }
-  return "follower";
-}
 
 int remaining_ms(Clock::time_point deadline) {
   auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()).count();
@@ -379,7 +366,7 @@ std::vector<EndpointStatus> Clerk::status() {
       const wire::NodeStatus& ns = *r->node_status;
       s.reachable = true;
       s.id = ns.node_id.value;
-      s.role = role_name(ns.role);
+      s.role = raft::to_string(ns.role);
       s.term = ns.term.value;
       s.leader = ns.leader.value;
       s.commit_index = ns.commit_index.value;

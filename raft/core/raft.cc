@@ -565,8 +565,7 @@ ProposeResult Raft::propose(Bytes command) {
   uncommitted_bytes_ += bytes;
   // Sent in flush_pending(), so all proposals drained before the next
   // ready() share one AppendEntries per follower.
-  broadcast_pending_ = true;
-  if (voters_.size() == 1) broadcast_pending_ = false;
+  broadcast_pending_ = voters_.size() > 1;
   res.status = ProposeResult::Status::kAccepted;
   res.index = index;
   res.term = term_;

@@ -78,24 +78,6 @@ lincheck::OpKind kind_of(wire::Op op) {
 
 }  // namespace
 
-const char* to_string(Code c) {
-  switch (c) {
-    case Code::kOk:
-      return "ok";
-    case Code::kTimeout:
-      return "timeout";
-    case Code::kUnavailable:
-      return "unavailable";
-    case Code::kTooLarge:
-      return "too_large";
-    case Code::kBadRequest:
-      return "bad_request";
-    case Code::kInternal:
-      return "internal";
-  }
-  return "?";
-}
-
 // --- KvNode -------------------------------------------------------------------------
 
 KvNode::KvNode(KvSim& sim, NodeId id, uint64_t incarnation)

@@ -56,6 +56,7 @@
 
 #include <fmt/format.h>
 
+#include "client/clerk.h"
 #include "kvserver/kv_state_machine.h"
 #include "lincheck/lincheck.h"
 #include "raft/core/random.h"
@@ -116,9 +117,9 @@ class KvNode final : public raft::StateMachine {
 
 // --- clerk --------------------------------------------------------------------------
 
-// Mirrors raftkv::client::Code.
-enum class Code : uint8_t { kOk, kTimeout, kUnavailable, kTooLarge, kBadRequest, kInternal };
-const char* to_string(Code c);
+// The production clerk's error codes, so outcome claims mean the same thing.
+using Code = client::Code;
+using client::to_string;
 
 struct OpResult {
   Code code = Code::kOk;
