@@ -14,11 +14,24 @@
 // kBadRequest) from "outcome unknown" (kTimeout: the write may or may not
 // have been applied).
 //
-// Thread-safe: operations from several threads are serialized.
+// Asynchronous forms (async_get, async_put, ...) return at once and call
+// their callback when the operation finishes; one clerk keeps any number of
+// operations in flight, pipelined over `Options::connections` connections to
+// the leader. Each write in flight holds its own session (client id, seq), so
+// retries stay exactly-once however the cluster reorders them.
+//
+// Thread-safe: every method may be called from any thread. Callbacks run on
+// the clerk's I/O thread: they must not block, and must not call the
+// synchronous methods (those return kBadRequest there); they may start new
+// asynchronous operations. The destructor waits for the I/O thread; callbacks
+// of operations still in flight then receive kTimeout (outcome unknown) or,
+// for reads, kUnavailable.
 #pragma once
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
+#include <future>
 #include <memory>
 #include <optional>
 #include <string>
@@ -75,7 +88,8 @@ class Result {
 struct Options {
   std::vector<std::string> endpoints;       // "host:port" of any members
   std::chrono::milliseconds timeout{5000};  // per operation, retries included
-  uint64_t client_id = 0;                   // 0: a random id
+  uint64_t client_id = 0;                   // 0: a random id (of the first session)
+  size_t connections = 1;                   // TCP connections to the leader, used round-robin
 };
 
 // One member's view of itself, as `status` reports it.
@@ -107,6 +121,20 @@ class Clerk {
   // Asks every endpoint about itself (no retries; each bounded by the timeout).
   std::vector<EndpointStatus> status();
 
+  using GetCallback = std::function<void(Result<std::optional<std::string>>)>;
+  using WriteCallback = std::function<void(Status)>;
+  void async_get(std::string_view key, GetCallback done);
+  void async_put(std::string_view key, std::string_view value, WriteCallback done);
+  void async_append(std::string_view key, std::string_view value, WriteCallback done);
+  void async_del(std::string_view key, WriteCallback done);
+
+  // Future forms of the above.
+  std::future<Result<std::optional<std::string>>> get_future(std::string_view key);
+  std::future<Status> put_future(std::string_view key, std::string_view value);
+  std::future<Status> append_future(std::string_view key, std::string_view value);
+  std::future<Status> del_future(std::string_view key);
+
+  // The client id of the first session (the one sequential writes use).
   uint64_t client_id() const;
   // The endpoint believed to lead, if any ("" otherwise).
   std::string leader_endpoint() const;
