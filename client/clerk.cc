@@ -1,22 +1,21 @@
+// The clerk runs one I/O thread (an Asio io_context). Every operation is a
+// Call owned by `calls` (ordered by deadline) from submission to completion;
+// at any moment a Call is in exactly one place: queued on a connection that
+// is connecting, in flight on an open connection (keyed by request id),
+// waiting in `delayed` for a backoff, or nowhere while being re-dispatched.
 #include "client/clerk.h"
 
-#include <fcntl.h>
-#include <netdb.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
-#include <poll.h>
-#include <sys/socket.h>
-#include <unistd.h>
-
 #include <algorithm>
-#include <cerrno>
-#include <cstring>
+#include <atomic>
+#include <deque>
 #include <map>
 #include <mutex>
 #include <random>
 #include <thread>
+#include <unordered_map>
 
 #include <fmt/format.h>
+#include <asio.hpp>
 
 #include "raft/core/raft.h"
 #include "schema/convert.h"
@@ -48,332 +47,716 @@ const char* to_string(Code c) {
 
 namespace {
 
-int remaining_ms(Clock::time_point deadline) {
-  auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()).count();
-  return static_cast<int>(std::clamp<int64_t>(ms, 0, 1 << 30));
+constexpr auto kMinBackoff = std::chrono::milliseconds(20);
+constexpr auto kMaxBackoff = std::chrono::milliseconds(500);
+constexpr auto kSweepEvery = std::chrono::milliseconds(10);
+
+uint64_t random_id() {
+  static std::mutex mu;
+  static std::random_device rd;
+  std::lock_guard lock(mu);
+  uint64_t id = 0;
+  while (id == 0)
+    id = (uint64_t{rd()} << 32) ^ rd();
+  return id;
 }
-
-// A blocking-with-deadline connection to one endpoint.
-class Connection {
- public:
-  ~Connection() { close(); }
-  bool open() const { return fd_ >= 0; }
-  void close() {
-    if (fd_ >= 0) ::close(fd_);
-    fd_ = -1;
-    decoder_ = wire::FrameDecoder();
-  }
-
-  bool connect(const std::string& endpoint, Clock::time_point deadline, std::string* error) {
-    close();
-    size_t colon = endpoint.rfind(':');
-    if (colon == std::string::npos) {
-      *error = fmt::format("{}: not HOST:PORT", endpoint);
-      return false;
-    }
-    std::string host = endpoint.substr(0, colon), port = endpoint.substr(colon + 1);
-    if (host.size() > 2 && host.front() == '[' && host.back() == ']')
-      host = host.substr(1, host.size() - 2);
-    addrinfo hints{};
-    hints.ai_socktype = SOCK_STREAM;
-    addrinfo* res = nullptr;
-    if (int rc = ::getaddrinfo(host.c_str(), port.c_str(), &hints, &res); rc != 0) {
-      *error = fmt::format("{}: {}", endpoint, gai_strerror(rc));
-      return false;
-    }
-    for (addrinfo* ai = res; ai && fd_ < 0; ai = ai->ai_next) {
-      int fd = ::socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-      if (fd < 0) continue;
-      int rc = ::connect(fd, ai->ai_addr, ai->ai_addrlen);
-      if (rc != 0 && errno == EINPROGRESS) {
-        pollfd p{fd, POLLOUT, 0};
-        rc = ::poll(&p, 1, remaining_ms(deadline)) == 1 ? 0 : -1;
-        int so = 0;
-        socklen_t len = sizeof so;
-        if (rc == 0 && (::getsockopt(fd, SOL_SOCKET, SO_ERROR, &so, &len) != 0 || so != 0)) {
-          errno = so ? so : ETIMEDOUT;
-          rc = -1;
-        } else if (rc != 0) {
-          errno = ETIMEDOUT;
-        }
-      }
-      if (rc != 0) {
-        *error = fmt::format("{}: {}", endpoint, std::strerror(errno));
-        ::close(fd);
-        continue;
-      }
-      int one = 1;
-      ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-      fd_ = fd;
-    }
-    ::freeaddrinfo(res);
-    return fd_ >= 0;
-  }
-
-  bool send_all(std::string_view bytes, Clock::time_point deadline) {
-    while (!bytes.empty()) {
-      ssize_t n = ::send(fd_, bytes.data(), bytes.size(), MSG_NOSIGNAL);
-      if (n > 0) {
-        bytes.remove_prefix(static_cast<size_t>(n));
-        continue;
-      }
-      if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-        pollfd p{fd_, POLLOUT, 0};
-        if (::poll(&p, 1, remaining_ms(deadline)) != 1) return false;
-        continue;
-      }
-      if (n < 0 && errno == EINTR) continue;
-      return false;
-    }
-    return true;
-  }
-
-  // The reply to request_id; replies to abandoned earlier requests are skipped.
-  std::optional<ClientReply> receive(uint64_t request_id, Clock::time_point deadline,
-                                     std::string* error) {
-    while (true) {
-      auto frame = decoder_.next();
-      if (!frame.ok()) {
-        *error = frame.error().message;
-        return std::nullopt;
-      }
-      if (frame->has_value()) {
-        auto reply = wire::decode_client_reply((*frame)->payload);
-        if (!reply.ok()) {
-          *error = reply.error().message;
-          return std::nullopt;
-        }
-        if (reply->request_id == request_id) return std::move(*reply);
-        continue;
-      }
-      pollfd p{fd_, POLLIN, 0};
-      int rc = ::poll(&p, 1, remaining_ms(deadline));
-      if (rc == 0) {
-        *error = "no reply before the deadline";
-        return std::nullopt;
-      }
-      if (rc < 0 && errno == EINTR) continue;
-      auto buf = decoder_.prepare(64 << 10);
-      ssize_t n = ::recv(fd_, buf.data(), buf.size(), 0);
-      if (n > 0) {
-        decoder_.commit(static_cast<size_t>(n));
-      } else if (n == 0) {
-        *error = "connection closed by the server";
-        return std::nullopt;
-      } else if (errno != EAGAIN && errno != EINTR) {
-        *error = std::strerror(errno);
-        return std::nullopt;
-      }
-    }
-  }
-
- private:
-  int fd_ = -1;
-  wire::FrameDecoder decoder_;
-};
 
 }  // namespace
 
 struct Clerk::Impl {
-  Options opts;
-  std::mutex mu;
-  uint64_t client_id = 0;
-  uint64_t seq = 0;
-  uint64_t next_request = 1;
-  size_t current = 0;  // endpoint believed to lead (or to try next)
-  bool leader_known = false;
-  std::map<size_t, Connection> conns;
+  class Conn;
+  struct Call;
+  // Completion of a call: an error, or the server's reply.
+  using Done = std::function<void(const Error* error, ClientReply& reply)>;
+  using Calls = std::multimap<Clock::time_point, std::unique_ptr<Call>>;
 
-  // Sends req until a definitive reply or the deadline.
-  Result<ClientReply> call(ClientRequest req) {
-    const bool is_write = req.op != wire::Op::kGet && req.op != wire::Op::kStatus;
-    const auto deadline = Clock::now() + opts.timeout;
-    const auto attempt_budget = std::max(std::chrono::milliseconds(1000), opts.timeout / 3);
-    bool maybe_applied = false;
+  struct Call {
+    ClientRequest req;  // request_id is set per attempt
+    bool is_write = false;
+    Done done;
+    Calls::iterator self;        // its entry in `calls`
+    int session = -1;            // writes: index into `sessions`
+    bool maybe_applied = false;  // an attempt may have reached the log
     std::string last_error = "no endpoint tried";
-    int failures_in_row = 0;
-    auto backoff = std::chrono::milliseconds(20);
-    while (Clock::now() < deadline) {
-      if (failures_in_row >= static_cast<int>(opts.endpoints.size())) {
-        // A full round failed: wait a little before the next one.
-        std::this_thread::sleep_for(std::min<Clock::duration>(backoff, deadline - Clock::now()));
-        backoff = std::min(backoff * 2, std::chrono::milliseconds(500));
-        failures_in_row = 0;
+    enum class Where : uint8_t { kNowhere, kQueued, kInFlight, kDelayed } where = Where::kNowhere;
+    std::shared_ptr<Conn> conn;    // kQueued / kInFlight
+    std::shared_ptr<Conn> pinned;  // status: this endpoint only, no retries
+  };
+
+  struct Session {
+    uint64_t client_id;
+    uint64_t seq = 0;
+  };
+
+  // One TCP connection to one endpoint. Handlers hold a shared_ptr and check
+  // `generation`, so a reply or error from a closed socket is ignored.
+  class Conn : public std::enable_shared_from_this<Conn> {
+   public:
+    Conn(Impl& impl, size_t endpoint)
+        : endpoint(endpoint),
+          impl_(impl),
+          socket_(impl.io),
+          resolver_(impl.io),
+          connect_timer_(impl.io) {}
+
+    enum class State : uint8_t { kClosed, kConnecting, kOpen };
+    const size_t endpoint;
+    State state = State::kClosed;
+    std::unordered_map<uint64_t, Call*> in_flight;  // by request id
+    std::vector<Call*> queued;                      // while connecting
+    Clock::time_point last_heard;  // last reply, or when in_flight became non-empty
+
+    void connect() {
+      state = State::kConnecting;
+      ++generation_;
+      decoder_ = wire::FrameDecoder();
+      const std::string& ep = impl_.opts.endpoints[endpoint];
+      size_t colon = ep.rfind(':');
+      if (colon == std::string::npos) return fail(fmt::format("{}: not HOST:PORT", ep));
+      std::string host = ep.substr(0, colon), port = ep.substr(colon + 1);
+      if (host.size() > 2 && host.front() == '[' && host.back() == ']')
+        host = host.substr(1, host.size() - 2);
+      connect_timer_.expires_after(impl_.attempt_budget);
+      connect_timer_.async_wait([self = shared_from_this(), g = generation_](asio::error_code ec) {
+        if (!ec && self->generation_ == g && self->state == State::kConnecting)
+          self->fail(fmt::format("{}: connect timed out", self->name()));
+      });
+      resolver_.async_resolve(
+          host, port,
+          [self = shared_from_this(), g = generation_](
+              const asio::error_code& ec, asio::ip::tcp::resolver::results_type results) {
+            if (self->generation_ != g) return;
+            if (ec) return self->fail(fmt::format("{}: {}", self->name(), ec.message()));
+            asio::async_connect(
+                self->socket_, results,
+                [self, g](const asio::error_code& ec2, const asio::ip::tcp::endpoint&) {
+                  if (self->generation_ != g) return;
+                  if (ec2) return self->fail(fmt::format("{}: {}", self->name(), ec2.message()));
+                  self->opened();
+                });
+          });
+    }
+
+    // Sends call's request as a new attempt. Precondition: state == kOpen.
+    void send(Call* call) {
+      call->req.request_id = impl_.next_request++;
+      if (auto st = wire::append_client_request_frame(call->req, &outbox_); !st.ok()) {
+        Error e{Code::kTooLarge, st.error().message};
+        return impl_.finish(call, &e);
       }
-      size_t ep = current;
-      Connection& c = conns[ep];
-      auto attempt_deadline = std::min(deadline, Clock::now() + attempt_budget);
-      if (!c.open() && !c.connect(opts.endpoints[ep], attempt_deadline, &last_error)) {
-        advance();
-        ++failures_in_row;
-        continue;
-      }
-      req.request_id = next_request++;
-      std::string frame;
-      if (auto st = wire::append_client_request_frame(req, &frame); !st.ok())
-        return Error{Code::kTooLarge, st.error().message};
-      if (!c.send_all(frame, attempt_deadline)) {
-        last_error = fmt::format("{}: send failed", opts.endpoints[ep]);
-        c.close();
-        // A partial frame is discarded by the server: not applied.
-        advance();
-        ++failures_in_row;
-        continue;
-      }
-      std::string err;
-      auto reply = c.receive(req.request_id, attempt_deadline, &err);
-      if (!reply) {
-        last_error = fmt::format("{}: {}", opts.endpoints[ep], err);
-        c.close();
-        if (is_write) maybe_applied = true;
-        advance();
-        ++failures_in_row;
-        continue;
-      }
-      switch (reply->status) {
-        case ReplyStatus::kOk:
-        case ReplyStatus::kNotFound:
-          leader_known = true;
-          return std::move(*reply);
-        case ReplyStatus::kNotLeader:
-          last_error = fmt::format("{}: not the leader", opts.endpoints[ep]);
-          follow_hint(*reply);
-          ++failures_in_row;
-          continue;
-        case ReplyStatus::kBusy:
-          last_error = fmt::format("{}: busy", opts.endpoints[ep]);
-          std::this_thread::sleep_for(std::min<Clock::duration>(backoff, deadline - Clock::now()));
-          backoff = std::min(backoff * 2, std::chrono::milliseconds(500));
-          continue;
-        case ReplyStatus::kTimeout:
-          last_error = fmt::format("{}: {}", opts.endpoints[ep], reply->message);
-          if (is_write) maybe_applied = true;
-          continue;
-        case ReplyStatus::kTooLarge:
-          return Error{Code::kTooLarge, reply->message};
-        case ReplyStatus::kBadRequest:
-          return Error{Code::kBadRequest, reply->message};
-        case ReplyStatus::kInternal:
-          return Error{Code::kInternal, reply->message};
+      if (in_flight.empty()) last_heard = Clock::now();
+      in_flight[call->req.request_id] = call;
+      call->where = Call::Where::kInFlight;
+      call->conn = shared_from_this();
+      flush();
+    }
+
+    // Closes the connection; its calls go back to the clerk for a retry.
+    void fail(std::string error) {
+      close();
+      std::vector<Call*> moved = std::move(queued);
+      queued.clear();
+      std::vector<Call*> sent;
+      for (auto& [id, call] : in_flight)
+        sent.push_back(call);
+      in_flight.clear();
+      impl_.connection_failed(*this, error, moved, sent);
+    }
+
+    void close() {
+      ++generation_;
+      state = State::kClosed;
+      asio::error_code ignored;
+      socket_.close(ignored);
+      connect_timer_.cancel();
+      writing_ = false;
+      outbox_.clear();
+      sending_.clear();
+    }
+
+    std::string name() const { return impl_.opts.endpoints[endpoint]; }
+
+   private:
+    void opened() {
+      state = State::kOpen;
+      connect_timer_.cancel();
+      asio::error_code ignored;
+      socket_.set_option(asio::ip::tcp::no_delay(true), ignored);
+      std::vector<Call*> waiting = std::move(queued);
+      queued.clear();
+      for (Call* c : waiting)
+        send(c);
+      read();
+    }
+
+    void read() {
+      auto buf = decoder_.prepare(64 << 10);
+      socket_.async_read_some(
+          asio::buffer(buf.data(), buf.size()),
+          [self = shared_from_this(), g = generation_](const asio::error_code& ec, size_t n) {
+            if (self->generation_ != g) return;
+            if (ec) return self->fail(fmt::format("{}: {}", self->name(), ec.message()));
+            self->decoder_.commit(n);
+            self->drain(g);
+          });
+    }
+
+    void drain(uint64_t g) {
+      while (generation_ == g) {
+        auto frame = decoder_.next();
+        if (!frame.ok()) return fail(fmt::format("{}: {}", name(), frame.error().message));
+        if (!frame->has_value()) return read();
+        auto reply = wire::decode_client_reply((*frame)->payload);
+        if (!reply.ok()) return fail(fmt::format("{}: {}", name(), reply.error().message));
+        last_heard = Clock::now();
+        auto it = in_flight.find(reply->request_id);
+        if (it == in_flight.end()) continue;  // an attempt abandoned at its deadline
+        Call* call = it->second;
+        in_flight.erase(it);
+        call->where = Call::Where::kNowhere;
+        call->conn.reset();
+        impl_.handle_reply(*this, call, *reply);
       }
     }
-    if (maybe_applied) {
-      return Error{Code::kTimeout,
-                   fmt::format("deadline passed; the write may or may not have been applied "
-                               "(last: {})",
-                               last_error)};
+
+    void flush() {
+      if (writing_ || outbox_.empty() || state != State::kOpen) return;
+      writing_ = true;
+      sending_.swap(outbox_);
+      outbox_.clear();
+      asio::async_write(
+          socket_, asio::buffer(sending_),
+          [self = shared_from_this(), g = generation_](const asio::error_code& ec, size_t) {
+            if (self->generation_ != g) return;
+            self->writing_ = false;
+            self->sending_.clear();
+            if (ec) return self->fail(fmt::format("{}: {}", self->name(), ec.message()));
+            self->flush();
+          });
     }
-    return Error{is_write ? Code::kUnavailable : Code::kTimeout,
-                 fmt::format("no leader reached before the deadline (last: {})", last_error)};
+
+    Impl& impl_;
+    asio::ip::tcp::socket socket_;
+    asio::ip::tcp::resolver resolver_;
+    asio::steady_timer connect_timer_;
+    uint64_t generation_ = 0;
+    wire::FrameDecoder decoder_;
+    bool writing_ = false;
+    std::string outbox_;   // frames waiting for the write in flight
+    std::string sending_;  // the write in flight
+  };
+
+  explicit Impl(Options o)
+      : opts(std::move(o)),
+        first_client_id(opts.client_id != 0 ? opts.client_id : random_id()),
+        attempt_budget(std::max(std::chrono::milliseconds(1000), opts.timeout / 3)),
+        work(asio::make_work_guard(io)),
+        retry_timer(io),
+        sweep_timer(io) {
+    if (opts.endpoints.empty()) opts.endpoints.push_back("127.0.0.1:7001");
+    if (opts.connections == 0) opts.connections = 1;
+    sessions.push_back(Session{first_client_id});
+    for (size_t i = 0; i < opts.connections; ++i)
+      conns.push_back(std::make_shared<Conn>(*this, 0));
+    thread = std::thread([this] { io.run(); });
+    io_thread = thread.get_id();
   }
 
-  Status write(wire::Op op, std::string_view key, std::string_view value) {
-    ClientRequest req;
-    req.op = op;
-    req.client_id = wire::ClientId(client_id);
-    req.seq = ++seq;  // retries of this write reuse it: exactly-once
-    req.key = key;
-    req.value = value;
-    auto r = call(std::move(req));
-    if (!r.ok()) return r.error();
-    return Status();
+  ~Impl() {
+    asio::post(io, [this] { shut_down(); });
+    thread.join();
+  }
+
+  bool on_io_thread() const { return std::this_thread::get_id() == io_thread; }
+
+  // ---- Submission (any thread) -------------------------------------------
+
+  void submit(ClientRequest req, Done done) {
+    auto call = std::make_unique<Call>();
+    call->is_write = req.op != wire::Op::kGet && req.op != wire::Op::kStatus;
+    call->req = std::move(req);
+    call->done = std::move(done);
+    auto deadline = Clock::now() + opts.timeout;
+    if (on_io_thread()) return start(deadline, std::move(call));
+    bool post;
+    {
+      std::lock_guard lock(submit_mu);
+      submitted.emplace_back(deadline, std::move(call));
+      post = !submit_posted;
+      submit_posted = true;
+    }
+    if (post) asio::post(io, [this] { drain_submitted(); });
+  }
+
+  void drain_submitted() {
+    std::vector<std::pair<Clock::time_point, std::unique_ptr<Call>>> batch;
+    {
+      std::lock_guard lock(submit_mu);
+      batch.swap(submitted);
+      submit_posted = false;
+    }
+    for (auto& [deadline, call] : batch)
+      start(deadline, std::move(call));
+  }
+
+  // ---- The I/O thread ------------------------------------------------------
+
+  void start(Clock::time_point deadline, std::unique_ptr<Call> owned) {
+    Call* call = owned.get();
+    call->self = calls.emplace(deadline, std::move(owned));
+    if (stopped) {
+      Error e{Code::kUnavailable, "the clerk is shutting down"};
+      return finish(call, &e);
+    }
+    if (call->is_write) {
+      // Each write in flight holds a session of its own: a session never has
+      // two writes outstanding, so the server's "latest seq" rule is exact.
+      if (free_sessions.empty()) {
+        free_sessions.push_back(static_cast<int>(sessions.size()));
+        sessions.push_back(Session{random_id()});
+      }
+      call->session = free_sessions.back();
+      free_sessions.pop_back();
+      Session& s = sessions[call->session];
+      call->req.client_id = wire::ClientId(s.client_id);
+      call->req.seq = ++s.seq;  // retries of this write reuse it: exactly-once
+    }
+    arm_sweep();
+    dispatch(call);
+  }
+
+  void dispatch(Call* call) {
+    std::shared_ptr<Conn> c = call->pinned;
+    std::vector<Call*> displaced_queued, displaced_sent;
+    if (!c) {
+      c = conns[next_conn++ % conns.size()];
+      if (c->endpoint != current) {
+        // The leader moved: reopen this slot to the endpoint believed to lead.
+        // The old connection's calls are retried (same session and seq).
+        c->close();
+        displaced_queued = std::move(c->queued);
+        c->queued.clear();
+        for (auto& [id, in] : c->in_flight)
+          displaced_sent.push_back(in);
+        c->in_flight.clear();
+        auto fresh = std::make_shared<Conn>(*this, current);
+        std::replace(conns.begin(), conns.end(), c, fresh);
+        c = fresh;
+      }
+    }
+    if (c->state == Conn::State::kOpen) {
+      c->send(call);
+    } else {
+      call->where = Call::Where::kQueued;
+      call->conn = c;
+      c->queued.push_back(call);
+      if (c->state == Conn::State::kClosed) c->connect();
+    }
+    for (Call* d : displaced_queued)
+      detach_and_retry(d, false);
+    for (Call* d : displaced_sent)
+      detach_and_retry(d, true);
+  }
+
+  void detach_and_retry(Call* call, bool was_sent) {
+    call->conn.reset();
+    call->where = Call::Where::kNowhere;
+    if (was_sent && call->is_write) call->maybe_applied = true;
+    retry(call);
+  }
+
+  void connection_failed(Conn& c, const std::string& error, const std::vector<Call*>& queued,
+                         const std::vector<Call*>& sent) {
+    if (stopped) return;  // shut_down() finishes every call
+    for (Call* call : queued) {
+      call->last_error = error;
+      call->where = Call::Where::kNowhere;
+      call->conn.reset();
+    }
+    for (Call* call : sent) {
+      call->last_error = error;
+      call->where = Call::Where::kNowhere;
+      call->conn.reset();
+      if (call->is_write) call->maybe_applied = true;  // it may have reached the leader
+    }
+    if (c.endpoint == current && !is_pinned(c)) {
+      ++failures_in_row;
+      advance();
+    }
+    for (Call* call : queued)
+      after_failure(call, error);
+    for (Call* call : sent)
+      after_failure(call, error);
+  }
+
+  void after_failure(Call* call, const std::string& error) {
+    if (call->pinned) {
+      Error e{Code::kUnavailable, error};
+      return finish(call, &e);
+    }
+    retry(call);
+  }
+
+  void handle_reply(Conn& c, Call* call, ClientReply& reply) {
+    if (call->pinned) return finish(call, nullptr, &reply);
+    switch (reply.status) {
+      case ReplyStatus::kOk:
+      case ReplyStatus::kNotFound:
+        failures_in_row = 0;
+        backoff = kMinBackoff;
+        leader.store(static_cast<int>(c.endpoint), std::memory_order_relaxed);
+        return finish(call, nullptr, &reply);
+      case ReplyStatus::kNotLeader:
+        // Definitely not applied by this attempt (earlier ones may have been).
+        call->last_error = fmt::format("{}: not the leader", c.name());
+        if (c.endpoint == current) {
+          ++failures_in_row;
+          follow_hint(reply);
+        }
+        return retry(call);
+      case ReplyStatus::kBusy:
+        call->last_error = fmt::format("{}: busy", c.name());
+        return delay(call);
+      case ReplyStatus::kTimeout:
+        call->last_error = fmt::format("{}: {}", c.name(), reply.message);
+        if (call->is_write) call->maybe_applied = true;
+        return retry(call);
+      case ReplyStatus::kTooLarge: {
+        Error e{Code::kTooLarge, reply.message};
+        return finish(call, &e);
+      }
+      case ReplyStatus::kBadRequest: {
+        Error e{Code::kBadRequest, reply.message};
+        return finish(call, &e);
+      }
+      case ReplyStatus::kInternal: {
+        Error e{Code::kInternal, reply.message};
+        return finish(call, &e);
+      }
+    }
+    Error e{Code::kInternal, "unknown reply status"};
+    finish(call, &e);
+  }
+
+  void retry(Call* call) {
+    // After a full round of failures, wait before the next round.
+    if (failures_in_row >= static_cast<int>(opts.endpoints.size())) return delay(call);
+    dispatch(call);
+  }
+
+  void delay(Call* call) {
+    call->where = Call::Where::kDelayed;
+    delayed.push_back(call);
+    if (retry_armed) return;
+    retry_armed = true;
+    retry_timer.expires_after(backoff);
+    retry_timer.async_wait([this](asio::error_code ec) {
+      retry_armed = false;
+      if (ec || stopped) return;
+      failures_in_row = 0;
+      backoff = std::min(backoff * 2, std::chrono::duration_cast<Clock::duration>(kMaxBackoff));
+      std::deque<Call*> ready;
+      ready.swap(delayed);
+      for (Call* c : ready) {
+        c->where = Call::Where::kNowhere;
+        dispatch(c);
+      }
+    });
   }
 
   void advance() {
-    leader_known = false;
+    leader.store(-1, std::memory_order_relaxed);
     current = (current + 1) % opts.endpoints.size();
   }
 
   void follow_hint(const ClientReply& r) {
-    for (size_t i = 0; i < opts.endpoints.size(); ++i) {
-      if (!r.leader_address.empty() && opts.endpoints[i] == r.leader_address && i != current) {
-        current = i;
-        return;
+    if (!r.leader_address.empty()) {
+      for (size_t i = 0; i < opts.endpoints.size(); ++i) {
+        if (opts.endpoints[i] == r.leader_address && i != current) {
+          leader.store(-1, std::memory_order_relaxed);
+          current = i;
+          return;
+        }
       }
     }
     advance();
   }
+
+  // Completes a call exactly once: with `error`, or with `reply`.
+  void finish(Call* call, const Error* error, ClientReply* reply = nullptr) {
+    std::unique_ptr<Call> owned = std::move(call->self->second);
+    calls.erase(call->self);
+    if (call->session >= 0) free_sessions.push_back(call->session);
+    if (call->pinned) {
+      call->pinned->close();
+      call->pinned.reset();
+    }
+    ClientReply empty;
+    call->done(error, reply ? *reply : empty);
+  }
+
+  // Deadlines, and connections whose server stopped answering.
+  void arm_sweep() {
+    if (sweep_armed || stopped) return;
+    sweep_armed = true;
+    sweep_timer.expires_after(kSweepEvery);
+    sweep_timer.async_wait([this](asio::error_code ec) {
+      sweep_armed = false;
+      if (ec || stopped) return;
+      sweep();
+      if (!calls.empty()) arm_sweep();
+    });
+  }
+
+  void sweep() {
+    const auto now = Clock::now();
+    while (!calls.empty() && calls.begin()->first <= now)
+      expire(calls.begin()->second.get());
+    // A server that holds requests without a word for an attempt's budget is
+    // presumed stuck (e.g. stopped or partitioned with the socket open).
+    auto stuck = [&](const std::shared_ptr<Conn>& c) {
+      return c->state == Conn::State::kOpen && !c->in_flight.empty() &&
+             now - c->last_heard > attempt_budget;
+    };
+    for (size_t i = 0; i < conns.size(); ++i) {
+      std::shared_ptr<Conn> c = conns[i];
+      if (stuck(c))
+        c->fail(fmt::format("{}: no reply for {} ms", c->name(), attempt_budget.count()));
+    }
+  }
+
+  void expire(Call* call) {
+    switch (call->where) {
+      case Call::Where::kInFlight:
+        call->conn->in_flight.erase(call->req.request_id);
+        if (call->is_write) call->maybe_applied = true;
+        break;
+      case Call::Where::kQueued: {
+        auto& q = call->conn->queued;
+        q.erase(std::remove(q.begin(), q.end(), call), q.end());
+        break;
+      }
+      case Call::Where::kDelayed:
+        delayed.erase(std::remove(delayed.begin(), delayed.end(), call), delayed.end());
+        break;
+      case Call::Where::kNowhere:
+        break;
+    }
+    call->conn.reset();
+    Error e = deadline_error(*call);
+    finish(call, &e);
+  }
+
+  Error deadline_error(const Call& call) const {
+    if (call.pinned) return Error{Code::kTimeout, fmt::format("no reply before the deadline")};
+    if (call.maybe_applied) {
+      return Error{Code::kTimeout,
+                   fmt::format("deadline passed; the write may or may not have been applied "
+                               "(last: {})",
+                               call.last_error)};
+    }
+    return Error{call.is_write ? Code::kUnavailable : Code::kTimeout,
+                 fmt::format("no leader reached before the deadline (last: {})", call.last_error)};
+  }
+
+  void shut_down() {
+    stopped = true;
+    retry_timer.cancel();
+    sweep_timer.cancel();
+    for (auto& c : conns)
+      c->close();
+    while (!calls.empty()) {
+      Call* call = calls.begin()->second.get();
+      if (call->where == Call::Where::kInFlight && call->is_write) call->maybe_applied = true;
+      call->conn.reset();
+      Error e = deadline_error(*call);
+      e.message = "the clerk was destroyed; " + e.message;
+      finish(call, &e);
+    }
+    work.reset();
+  }
+
+  bool is_pinned(const Conn& c) const {
+    return std::none_of(conns.begin(), conns.end(), [&](auto& p) { return p.get() == &c; });
+  }
+  Options opts;
+  const uint64_t first_client_id;
+  const Clock::duration attempt_budget;
+  asio::io_context io;
+  asio::executor_work_guard<asio::io_context::executor_type> work;
+  std::thread thread;
+  std::thread::id io_thread;
+
+  std::mutex submit_mu;
+  std::vector<std::pair<Clock::time_point, std::unique_ptr<Call>>> submitted;
+  bool submit_posted = false;
+
+  // Owned by the I/O thread from here on.
+  Calls calls;
+  std::vector<Session> sessions;
+  std::vector<int> free_sessions{0};
+  std::vector<std::shared_ptr<Conn>> conns;
+  size_t next_conn = 0;
+  size_t current = 0;           // endpoint believed to lead (or to try next)
+  std::atomic<int> leader{-1};  // endpoint that last answered as leader; -1 unknown
+  uint64_t next_request = 1;
+  int failures_in_row = 0;
+  Clock::duration backoff = kMinBackoff;
+  std::deque<Call*> delayed;
+  asio::steady_timer retry_timer;
+  bool retry_armed = false;
+  asio::steady_timer sweep_timer;
+  bool sweep_armed = false;
+  bool stopped = false;
 };
 
-Clerk::Clerk(Options options) : impl_(std::make_unique<Impl>()) {
-  impl_->opts = std::move(options);
-  if (impl_->opts.endpoints.empty()) impl_->opts.endpoints.push_back("127.0.0.1:7001");
-  impl_->client_id = impl_->opts.client_id;
-  if (impl_->client_id == 0) {
-    std::random_device rd;
-    while (impl_->client_id == 0)
-      impl_->client_id = (uint64_t{rd()} << 32) ^ rd();
-  }
+// ---- Public API --------------------------------------------------------------
+
+namespace {
+
+ClientRequest make_request(wire::Op op, std::string_view key, std::string_view value = {}) {
+  ClientRequest req;
+  req.op = op;
+  req.key = key;
+  req.value = value;
+  return req;
 }
+
+Error reentrancy_error() {
+  return Error{Code::kBadRequest,
+               "a synchronous clerk call from a clerk callback would deadlock; use async_*"};
+}
+
+}  // namespace
+
+Clerk::Clerk(Options options) : impl_(std::make_unique<Impl>(std::move(options))) {}
 
 Clerk::~Clerk() = default;
 
 uint64_t Clerk::client_id() const {
-  return impl_->client_id;
+  return impl_->first_client_id;
 }
 
 std::string Clerk::leader_endpoint() const {
-  std::lock_guard lock(impl_->mu);
-  return impl_->leader_known ? impl_->opts.endpoints[impl_->current] : "";
+  int i = impl_->leader.load(std::memory_order_relaxed);
+  return i < 0 ? "" : impl_->opts.endpoints[static_cast<size_t>(i)];
+}
+
+void Clerk::async_get(std::string_view key, GetCallback done) {
+  impl_->submit(make_request(wire::Op::kGet, key),
+                [done = std::move(done)](const Error* e, ClientReply& r) {
+                  if (e) return done(*e);
+                  done(std::move(r.value));
+                });
+}
+
+void Clerk::async_put(std::string_view key, std::string_view value, WriteCallback done) {
+  impl_->submit(
+      make_request(wire::Op::kPut, key, value),
+      [done = std::move(done)](const Error* e, ClientReply&) { done(e ? Status(*e) : Status()); });
+}
+
+void Clerk::async_append(std::string_view key, std::string_view value, WriteCallback done) {
+  impl_->submit(
+      make_request(wire::Op::kAppend, key, value),
+      [done = std::move(done)](const Error* e, ClientReply&) { done(e ? Status(*e) : Status()); });
+}
+
+void Clerk::async_del(std::string_view key, WriteCallback done) {
+  impl_->submit(
+      make_request(wire::Op::kDelete, key),
+      [done = std::move(done)](const Error* e, ClientReply&) { done(e ? Status(*e) : Status()); });
+}
+
+std::future<Result<std::optional<std::string>>> Clerk::get_future(std::string_view key) {
+  auto p = std::make_shared<std::promise<Result<std::optional<std::string>>>>();
+  auto f = p->get_future();
+  async_get(key, [p](Result<std::optional<std::string>> r) { p->set_value(std::move(r)); });
+  return f;
+}
+
+std::future<Status> Clerk::put_future(std::string_view key, std::string_view value) {
+  auto p = std::make_shared<std::promise<Status>>();
+  auto f = p->get_future();
+  async_put(key, value, [p](Status s) { p->set_value(std::move(s)); });
+  return f;
+}
+
+std::future<Status> Clerk::append_future(std::string_view key, std::string_view value) {
+  auto p = std::make_shared<std::promise<Status>>();
+  auto f = p->get_future();
+  async_append(key, value, [p](Status s) { p->set_value(std::move(s)); });
+  return f;
+}
+
+std::future<Status> Clerk::del_future(std::string_view key) {
+  auto p = std::make_shared<std::promise<Status>>();
+  auto f = p->get_future();
+  async_del(key, [p](Status s) { p->set_value(std::move(s)); });
+  return f;
 }
 
 Result<std::optional<std::string>> Clerk::get(std::string_view key) {
-  std::lock_guard lock(impl_->mu);
-  ClientRequest req;
-  req.op = wire::Op::kGet;
-  req.key = key;
-  auto r = impl_->call(std::move(req));
-  if (!r.ok()) return r.error();
-  return r->value;
+  if (impl_->on_io_thread()) return reentrancy_error();
+  return get_future(key).get();
 }
 
 Status Clerk::put(std::string_view key, std::string_view value) {
-  std::lock_guard lock(impl_->mu);
-  return impl_->write(wire::Op::kPut, key, value);
+  if (impl_->on_io_thread()) return reentrancy_error();
+  return put_future(key, value).get();
 }
 
 Status Clerk::append(std::string_view key, std::string_view value) {
-  std::lock_guard lock(impl_->mu);
-  return impl_->write(wire::Op::kAppend, key, value);
+  if (impl_->on_io_thread()) return reentrancy_error();
+  return append_future(key, value).get();
 }
 
 Status Clerk::del(std::string_view key) {
-  std::lock_guard lock(impl_->mu);
-  return impl_->write(wire::Op::kDelete, key, "");
+  if (impl_->on_io_thread()) return reentrancy_error();
+  return del_future(key).get();
 }
 
 std::vector<EndpointStatus> Clerk::status() {
-  std::lock_guard lock(impl_->mu);
-  std::vector<EndpointStatus> out;
-  for (const std::string& ep : impl_->opts.endpoints) {
-    EndpointStatus s;
-    s.endpoint = ep;
-    Connection c;
-    auto deadline = Clock::now() + impl_->opts.timeout;
-    ClientRequest req;
-    req.op = wire::Op::kStatus;
-    req.request_id = impl_->next_request++;
-    std::string frame;
-    (void)wire::append_client_request_frame(req, &frame);
-    std::string err;
-    if (!c.connect(ep, deadline, &err)) {
-      s.error = err;
-    } else if (!c.send_all(frame, deadline)) {
-      s.error = "send failed";
-    } else if (auto r = c.receive(req.request_id, deadline, &err); !r || !r->node_status) {
-      s.error = r ? "no status in reply" : err;
-    } else {
-      const wire::NodeStatus& ns = *r->node_status;
-      s.reachable = true;
-      s.id = ns.node_id.value;
-      s.role = raft::to_string(ns.role);
-      s.term = ns.term.value;
-      s.leader = ns.leader.value;
-      s.commit_index = ns.commit_index.value;
-      s.applied_index = ns.applied_index.value;
+  std::vector<EndpointStatus> out(impl_->opts.endpoints.size());
+  if (impl_->on_io_thread()) {
+    for (size_t i = 0; i < out.size(); ++i) {
+      out[i].endpoint = impl_->opts.endpoints[i];
+      out[i].error = reentrancy_error().message;
     }
-    out.push_back(std::move(s));
+    return out;
   }
+  std::vector<std::future<void>> waits;
+  for (size_t i = 0; i < out.size(); ++i) {
+    EndpointStatus& s = out[i];
+    s.endpoint = impl_->opts.endpoints[i];
+    auto p = std::make_shared<std::promise<void>>();
+    waits.push_back(p->get_future());
+    asio::post(impl_->io, [impl = impl_.get(), i, &s, p] {
+      auto call = std::make_unique<Impl::Call>();
+      call->req = make_request(wire::Op::kStatus, "");
+      call->pinned = std::make_shared<Impl::Conn>(*impl, i);
+      call->done = [&s, p](const Error* e, ClientReply& r) {
+        if (e) {
+          s.error = e->message;
+        } else if (!r.node_status) {
+          s.error = "no status in the reply";
+        } else {
+          const wire::NodeStatus& ns = *r.node_status;
+          s.reachable = true;
+          s.id = ns.node_id.value;
+          s.role = raft::to_string(ns.role);
+          s.term = ns.term.value;
+          s.leader = ns.leader.value;
+          s.commit_index = ns.commit_index.value;
+          s.applied_index = ns.applied_index.value;
+        }
+        p->set_value();
+      };
+      impl->start(Clock::now() + impl->opts.timeout, std::move(call));
+    });
+  }
+  for (auto& w : waits)
+    w.wait();
   return out;
 }
 

@@ -1,0 +1,290 @@
+// The clerk library (raftkv::client): its asynchronous API pipelines many
+// requests over one connection with exactly-once writes, survives a leader
+// crash with every write in flight accounted for, and reports deadlines
+// truthfully ("definitely not applied" vs "outcome unknown").
+#include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <condition_variable>
+#include <cstdio>
+#include <map>
+#include <mutex>
+#include <set>
+#include <thread>
+
+#include <fmt/format.h>
+
+#include "client/clerk.h"
+#include "tests/process/process_cluster.h"
+
+namespace raftkv::test {
+namespace {
+
+using client::Clerk;
+using client::Code;
+using client::Options;
+using client::Status;
+
+const std::vector<std::string> kFastTimers = {"--tick-ms",         "20", "--election-ticks", "15",
+                                              "--heartbeat-ticks", "2"};
+
+// Counts completions; wait() returns once `n` callbacks ran.
+class Latch {
+ public:
+  explicit Latch(int n) : left_(n) {}
+  void count_down() {
+    std::lock_guard lock(mu_);
+    if (--left_ == 0) cv_.notify_all();
+  }
+  bool wait(std::chrono::seconds limit) {
+    std::unique_lock lock(mu_);
+    return cv_.wait_for(lock, limit, [&] { return left_ == 0; });
+  }
+
+ private:
+  std::mutex mu_;
+  std::condition_variable cv_;
+  int left_;
+};
+
+// Tokens "<tag>;" appended to a key: how many times each token occurs.
+std::map<std::string, int> tokens(const std::string& value) {
+  std::map<std::string, int> out;
+  size_t start = 0;
+  while (start < value.size()) {
+    size_t end = value.find(';', start);
+    if (end == std::string::npos) end = value.size();
+    ++out[value.substr(start, end - start)];
+    start = end + 1;
+  }
+  return out;
+}
+
+// A TCP port that accepts connections and never answers: a stuck server.
+class SilentServer {
+ public:
+  SilentServer() {
+    fd_ = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    EXPECT_EQ(::bind(fd_, reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
+    EXPECT_EQ(::listen(fd_, 16), 0);
+    socklen_t len = sizeof a;
+    ::getsockname(fd_, reinterpret_cast<sockaddr*>(&a), &len);
+    port_ = ntohs(a.sin_port);
+  }
+  ~SilentServer() { ::close(fd_); }
+  std::string endpoint() const { return fmt::format("127.0.0.1:{}", port_); }
+
+ private:
+  int fd_;
+  int port_;
+};
+
+// A loopback port with nothing listening.
+std::string dead_endpoint() {
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
+  socklen_t len = sizeof a;
+  ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
+  ::close(fd);
+  return fmt::format("127.0.0.1:{}", ntohs(a.sin_port));
+}
+
+TEST(Clerk, AsyncAppendsPipelinedOnOneConnectionAreEachAppliedExactlyOnce) {
+  ProcessCluster cluster(3, kFastTimers);
+  cluster.start_all();
+  ASSERT_NE(cluster.wait_for_leader(30000), 0);
+  Clerk clerk(Options{.endpoints = cluster.endpoints(), .timeout = std::chrono::seconds(20)});
+
+  constexpr int kKeys = 8, kOps = 2000;
+  Latch done(kOps);
+  std::atomic<int> failed{0};
+  for (int i = 0; i < kOps; ++i) {
+    clerk.async_append(fmt::format("k{}", i % kKeys), fmt::format("{};", i), [&](Status s) {
+      if (!s.ok()) ++failed;
+      done.count_down();
+    });
+  }
+  ASSERT_TRUE(done.wait(std::chrono::seconds(120)));
+  EXPECT_EQ(failed.load(), 0);
+  for (int k = 0; k < kKeys; ++k) {
+    auto v = clerk.get(fmt::format("k{}", k));
+    ASSERT_TRUE(v.ok()) << v.error().message;
+    ASSERT_TRUE(v->has_value());
+    auto seen = tokens(**v);
+    EXPECT_EQ(seen.size(), size_t{kOps / kKeys}) << "key k" << k;
+    for (auto& [token, n] : seen)
+      EXPECT_EQ(n, 1) << "token " << token << " applied " << n;
+  }
+}
+
+TEST(Clerk, FuturesAndCallbacksSeeEachOthersWrites) {
+  ProcessCluster cluster(3, kFastTimers);
+  cluster.start_all();
+  ASSERT_NE(cluster.wait_for_leader(30000), 0);
+  Clerk clerk(Options{.endpoints = cluster.endpoints(), .timeout = std::chrono::seconds(20)});
+
+  ASSERT_TRUE(clerk.put_future("a", "1").get().ok());
+  auto got = clerk.get_future("a").get();
+  ASSERT_TRUE(got.ok());
+  EXPECT_EQ(**got, "1");
+  ASSERT_TRUE(clerk.del_future("a").get().ok());
+  got = clerk.get_future("a").get();
+  ASSERT_TRUE(got.ok());
+  EXPECT_FALSE(got->has_value());
+  EXPECT_FALSE(clerk.leader_endpoint().empty());
+
+  // A synchronous call from a callback would deadlock: it is refused.
+  std::promise<Code> from_callback;
+  clerk.async_put("b", "2", [&](Status) {
+    from_callback.set_value(clerk.put("c", "3").ok() ? Code::kOk : Code::kBadRequest);
+  });
+  EXPECT_EQ(from_callback.get_future().get(), Code::kBadRequest);
+}
+
+// 32 closed-loop writers on one clerk keep appends in flight while the leader
+// is SIGKILLed and restarted. Afterwards: every acknowledged append is there
+// exactly once, an unknown one at most once, a refused one not at all.
+TEST(Clerk, AsyncWritesInFlightAcrossALeaderCrashAreAccountedFor) {
+  ProcessCluster cluster(3, kFastTimers);
+  cluster.start_all();
+  int leader = cluster.wait_for_leader(30000);
+  ASSERT_NE(leader, 0);
+  Clerk clerk(Options{
+      .endpoints = cluster.endpoints(), .timeout = std::chrono::seconds(10), .connections = 4});
+
+  constexpr int kWriters = 32;
+  std::mutex mu;
+  std::set<std::string> acked, unknown, refused;
+  std::atomic<bool> stop{false};
+  std::atomic<int> running{kWriters};
+  std::vector<int> next(kWriters, 0);
+  std::function<void(int)> issue = [&](int w) {
+    if (stop) {
+      --running;
+      return;
+    }
+    std::string token = fmt::format("{}.{}", w, next[w]++);
+    clerk.async_append(fmt::format("w{}", w % 4), token + ";", [&, w, token](Status s) {
+      {
+        std::lock_guard lock(mu);
+        if (s.ok())
+          acked.insert(token);
+        else if (s.error().outcome_unknown())
+          unknown.insert(token);
+        else
+          refused.insert(token);
+      }
+      issue(w);  // from the I/O thread: allowed for asynchronous calls
+    });
+  };
+  for (int w = 0; w < kWriters; ++w)
+    issue(w);
+  std::this_thread::sleep_for(std::chrono::seconds(2));
+  cluster.kill(leader, SIGKILL);
+  std::this_thread::sleep_for(std::chrono::seconds(3));
+  cluster.start(leader);
+  std::this_thread::sleep_for(std::chrono::seconds(2));
+  stop = true;
+  for (int i = 0; i < 600 && running > 0; ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  ASSERT_EQ(running.load(), 0);
+
+  std::map<std::string, int> applied;
+  for (int k = 0; k < 4; ++k) {
+    auto v = clerk.get(fmt::format("w{}", k));
+    ASSERT_TRUE(v.ok()) << v.error().message;
+    if (!v->has_value()) continue;
+    for (auto& [token, n] : tokens(**v))
+      applied[token] += n;
+  }
+  std::lock_guard lock(mu);
+  std::printf("acked %zu, unknown %zu, refused %zu\n", acked.size(), unknown.size(),
+              refused.size());
+  EXPECT_GT(acked.size(), 100u);
+  for (const std::string& t : acked)
+    EXPECT_EQ(applied[t], 1) << "acknowledged " << t;
+  for (const std::string& t : unknown)
+    EXPECT_LE(applied[t], 1) << "unknown " << t;
+  for (const std::string& t : refused)
+    EXPECT_EQ(applied[t], 0) << "refused " << t;
+  for (auto& [t, n] : applied)
+    EXPECT_TRUE(acked.count(t) || unknown.count(t)) << "phantom token " << t;
+}
+
+TEST(Clerk, NoServerMeansAWriteWasDefinitelyNotApplied) {
+  Clerk clerk(Options{.endpoints = {dead_endpoint(), dead_endpoint()},
+                      .timeout = std::chrono::milliseconds(1500)});
+  Status s = clerk.put("k", "v");
+  ASSERT_FALSE(s.ok());
+  EXPECT_EQ(s.error().code, Code::kUnavailable) << s.error().message;
+  EXPECT_FALSE(s.error().outcome_unknown());
+  auto g = clerk.get("k");
+  ASSERT_FALSE(g.ok());
+  EXPECT_EQ(g.error().code, Code::kTimeout);
+  auto st = clerk.status();
+  ASSERT_EQ(st.size(), 2u);
+  EXPECT_FALSE(st[0].reachable);
+  EXPECT_FALSE(st[0].error.empty());
+}
+
+TEST(Clerk, ASilentServerMakesAWriteOutcomeUnknownAtTheDeadline) {
+  SilentServer silent;
+  Clerk clerk(
+      Options{.endpoints = {silent.endpoint()}, .timeout = std::chrono::milliseconds(1500)});
+  auto started = std::chrono::steady_clock::now();
+  Status s = clerk.put("k", "v");
+  ASSERT_FALSE(s.ok());
+  EXPECT_EQ(s.error().code, Code::kTimeout) << s.error().message;
+  EXPECT_TRUE(s.error().outcome_unknown());
+  // Generous: the deadline is 1.5 s; the call must not hang far beyond it.
+  EXPECT_LT(std::chrono::steady_clock::now() - started, std::chrono::seconds(30));
+}
+
+TEST(Clerk, DestroyingTheClerkCompletesEveryCallInFlight) {
+  SilentServer silent;
+  std::atomic<int> completed{0}, unknown{0};
+  {
+    Clerk clerk(Options{.endpoints = {silent.endpoint()}, .timeout = std::chrono::seconds(60)});
+    for (int i = 0; i < 50; ++i) {
+      clerk.async_put("k", "v", [&](Status s) {
+        ++completed;
+        if (!s.ok() && s.error().outcome_unknown()) ++unknown;
+      });
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  }
+  EXPECT_EQ(completed.load(), 50);
+  EXPECT_EQ(unknown.load(), 50);  // they were sent: the outcome is unknown
+}
+
+TEST(Clerk, TheExampleProgramRunsAgainstACluster) {
+  ProcessCluster cluster(3, kFastTimers);
+  cluster.start_all();
+  ASSERT_NE(cluster.wait_for_leader(30000), 0);
+  std::string eps;
+  for (const std::string& e : cluster.endpoints())
+    eps += (eps.empty() ? "" : ",") + e;
+  std::string cmd = fmt::format("{} {} 2>&1", CLERK_EXAMPLE_PATH, eps);
+  FILE* p = ::popen(cmd.c_str(), "r");
+  ASSERT_NE(p, nullptr);
+  std::string out;
+  char buf[256];
+  while (size_t n = std::fread(buf, 1, sizeof buf, p))
+    out.append(buf, n);
+  int rc = ::pclose(p);
+  EXPECT_EQ(rc, 0) << out;
+  EXPECT_NE(out.find("greeting=hello appends_ok=100 counter_length=100"), std::string::npos) << out;
+}
+
+}  // namespace
+}  // namespace raftkv::test
