@@ -2,6 +2,11 @@
 
 #include <array>
 #include <cstddef>
+#include <cstring>
+
+#if defined(__x86_64__)
+#include <nmmintrin.h>
+#endif
 
 namespace raftkv::wire {
 namespace {
@@ -36,9 +41,7 @@ uint32_t load_le32(const unsigned char* p) {
   return uint32_t{p[0]} | uint32_t{p[1]} << 8 | uint32_t{p[2]} << 16 | uint32_t{p[3]} << 24;
 }
 
-}  // namespace
-
-uint32_t crc32c_extend(uint32_t crc, std::string_view data) {
+uint32_t crc32c_tables(uint32_t crc, std::string_view data) {
   const auto* p = reinterpret_cast<const unsigned char*>(data.data());
   size_t n = data.size();
   uint32_t c = ~crc;
@@ -59,12 +62,43 @@ uint32_t crc32c_extend(uint32_t crc, std::string_view data) {
   return ~c;
 }
 
-uint32_t crc32c(std::string_view data) {
-  return crc32c_extend(0, data);
-}
-
 // A wrong polynomial or reflection shows up here at compile time: entry 1 of
 // the well-known CRC-32C lookup table.
 static_assert(kTables[0][1] == 0xF26B8303);
+
+#if defined(__x86_64__)
+// SSE4.2 has a CRC32C instruction, several times faster than the tables.
+// Chosen at run time, so the build stays generic x86-64.
+__attribute__((target("sse4.2"))) uint32_t crc32c_sse42(uint32_t crc, std::string_view data) {
+  const char* p = data.data();
+  size_t n = data.size();
+  uint64_t c = ~crc;
+  while (n >= 8) {
+    uint64_t word;
+    std::memcpy(&word, p, 8);
+    c = _mm_crc32_u64(c, word);
+    p += 8;
+    n -= 8;
+  }
+  auto c32 = static_cast<uint32_t>(c);
+  for (; n > 0; ++p, --n) c32 = _mm_crc32_u8(c32, static_cast<unsigned char>(*p));
+  return ~c32;
+}
+
+const bool kHaveSse42 = __builtin_cpu_supports("sse4.2");
+#endif
+
+}  // namespace
+
+uint32_t crc32c_extend(uint32_t crc, std::string_view data) {
+#if defined(__x86_64__)
+  if (kHaveSse42) return crc32c_sse42(crc, data);
+#endif
+  return crc32c_tables(crc, data);
+}
+
+uint32_t crc32c(std::string_view data) {
+  return crc32c_extend(0, data);
+}
 
 }  // namespace raftkv::wire
