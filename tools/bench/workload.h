@@ -1,0 +1,59 @@
+// kv-bench's keys and random numbers: allocation-free, one instance per
+// client, so the hot path takes no lock.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+namespace raftkv::bench {
+
+// splitmix64: small state, fast, good enough to pick keys and operations.
+class Rng {
+ public:
+  explicit Rng(uint64_t seed) : state_(seed) {}
+  uint64_t next() {
+    uint64_t z = (state_ += 0x9e3779b97f4a7c15ULL);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    return z ^ (z >> 31);
+  }
+  // Uniform in [0, n) for n >= 1 (Lemire's multiply-shift; the bias is below
+  // n / 2^64).
+  uint64_t below(uint64_t n) {
+    return static_cast<uint64_t>((static_cast<unsigned __int128>(next()) * n) >> 64);
+  }
+  // Uniform in [0, 1).
+  double unit() { return static_cast<double>(next() >> 11) * 0x1.0p-53; }
+
+ private:
+  uint64_t state_;
+};
+
+// Decimal digits of n (1 for 0).
+inline size_t decimal_digits(uint64_t n) {
+  size_t d = 1;
+  while (n >= 10) {
+    n /= 10;
+    ++d;
+  }
+  return d;
+}
+
+// The smallest key size for a key space of `keys` keys (keys >= 1): "k" and
+// the digits of the largest index.
+inline size_t min_key_size(uint64_t keys) {
+  return 1 + decimal_digits(keys - 1);
+}
+
+// Writes key number `index` into out[0, size): "k" then the index in decimal,
+// zero-padded to fill the size ("k000000000000042" for size 16). Requires
+// size >= 1 + decimal_digits(index); all keys of one size are distinct.
+inline void format_key(uint64_t index, char* out, size_t size) {
+  out[0] = 'k';
+  for (size_t i = size; i > 1; --i) {
+    out[i - 1] = static_cast<char>('0' + index % 10);
+    index /= 10;
+  }
+}
+
+}  // namespace raftkv::bench
