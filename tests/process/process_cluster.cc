@@ -111,6 +111,15 @@ void ProcessCluster::kill(int id, int sig) {
   pids_[id] = 0;
 }
 
+void ProcessCluster::signal(int id, int sig) {
+  if (pids_[id] > 0) ::kill(pids_[id], sig);
+}
+
+void ProcessCluster::restart(int id) {
+  kill(id, SIGKILL);
+  start(id);
+}
+
 std::string ProcessCluster::log(int id) const {
   std::ifstream in(fmt::format("{}/n{}.log", dir_, id));
   std::stringstream ss;
@@ -119,6 +128,17 @@ std::string ProcessCluster::log(int id) const {
 }
 
 int ProcessCluster::wait_for_leader(int ms) const {
+  return agreed_leader(ms, /*every_running=*/false);
+}
+
+int ProcessCluster::wait_for_leader_of_all(int ms) const {
+  return agreed_leader(ms, /*every_running=*/true);
+}
+
+int ProcessCluster::agreed_leader(int ms, bool every_running) const {
+  int running_nodes = 0;
+  for (int i = 1; i <= size(); ++i)
+    running_nodes += running(i);
   client::Clerk clerk({.endpoints = endpoints(), .timeout = std::chrono::milliseconds(500)});
   auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(ms);
   while (std::chrono::steady_clock::now() < deadline) {
@@ -130,7 +150,8 @@ int ProcessCluster::wait_for_leader(int ms) const {
       if (s.leader != 0) ++votes[s.leader];
     }
     for (auto& [leader, n] : votes)
-      if (n == live && live > size() / 2) return static_cast<int>(leader);
+      if (n == live && live > size() / 2 && (!every_running || live == running_nodes))
+        return static_cast<int>(leader);
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
   }
   return 0;

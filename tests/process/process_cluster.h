@@ -18,6 +18,12 @@ class ProcessCluster {
   void start(int id);
   void start_all();
   void kill(int id, int sig);  // and wait for the exit
+  // Sends `sig` and returns at once (SIGSTOP, SIGCONT): the node stays
+  // running() and a later kill() still reaps it.
+  void signal(int id, int sig);
+  // SIGKILL, then start again on the same data dir (recovery).
+  void restart(int id);
+  int port(int id) const { return ports_[id]; }
   int exit_status(int id) const { return exit_status_[id]; }
   bool running(int id) const { return pids_[id] > 0; }
   std::vector<std::string> endpoints() const;
@@ -27,8 +33,13 @@ class ProcessCluster {
   // The node that status() reports as leader with all live nodes agreeing,
   // or 0 after `ms`.
   int wait_for_leader(int ms) const;
+  // Like wait_for_leader, but every running node must also be reachable
+  // (e.g. a restarted node is serving again).
+  int wait_for_leader_of_all(int ms) const;
 
  private:
+  int agreed_leader(int ms, bool every_running) const;
+
   std::string dir_;
   std::vector<int> ports_;  // index 1..n
   std::vector<pid_t> pids_;
