@@ -48,7 +48,8 @@ const char* to_string(Code c) {
 namespace {
 
 constexpr auto kMinBackoff = std::chrono::milliseconds(20);
-constexpr auto kMaxBackoff = std::chrono::milliseconds(500);
+// Short enough that a client sees a new leader soon after its election.
+constexpr auto kMaxBackoff = std::chrono::milliseconds(200);
 constexpr auto kSweepEvery = std::chrono::milliseconds(10);
 
 uint64_t random_id() {
