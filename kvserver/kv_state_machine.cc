@@ -1,9 +1,13 @@
 #include "kvserver/kv_state_machine.h"
 
-#include <cstring>
+#include <algorithm>
+#include <cctype>
+#include <map>
+#include <vector>
 
 #include <fmt/format.h>
 
+#include "kvserver/kv_codec.h"
 #include "raft/core/check.h"
 #include "schema/convert.h"
 
@@ -11,104 +15,269 @@ namespace raftkv::kv {
 
 namespace {
 
-// Snapshot image, version 1, little-endian:
-//   "RKV1" | u64 applied | u64 log_time | u64 next_expiry
-//   u64 nkeys    | nkeys    x (u32 klen | key | u32 vlen | value)
-//   u64 nsession | nsession x (u64 client | u64 seq | u64 last_active |
-//                              u8 status | u8 has_value | u32 vlen | value)
 constexpr std::string_view kMagic = "RKV1";
 
-void put_u64(std::string& out, uint64_t v) {
-  for (int i = 0; i < 8; ++i)
-    out.push_back(static_cast<char>(v >> (8 * i)));
-}
-void put_u32(std::string& out, uint32_t v) {
-  for (int i = 0; i < 4; ++i)
-    out.push_back(static_cast<char>(v >> (8 * i)));
-}
-void put_bytes(std::string& out, std::string_view b) {
-  put_u32(out, static_cast<uint32_t>(b.size()));
-  out.append(b);
-}
+// --- the in-memory backend ------------------------------------------------------------
 
-// Reads from an untrusted image; every read is bounds-checked.
-class Reader {
+struct MemState {
+  KvMeta meta;
+  std::map<std::string, std::string, std::less<>> data;
+  std::map<uint64_t, Session> sessions;
+};
+
+class MemoryView final : public KvView {
  public:
-  explicit Reader(std::string_view in) : in_(in) {}
-  bool u64(uint64_t* v) { return fixed(v, 8); }
-  bool u32(uint32_t* v) { return fixed(v, 4); }
-  bool u8(uint8_t* v) { return fixed(v, 1); }
-  bool bytes(std::string* s) {
-    uint32_t n;
-    if (!u32(&n) || n > in_.size() - pos_) return false;
-    s->assign(in_.substr(pos_, n));
-    pos_ += n;
-    return true;
+  explicit MemoryView(std::shared_ptr<const MemState> s) : s_(std::move(s)) {}
+  KvMeta meta() const override { return s_->meta; }
+  void for_each_key(const KeyFn& f) const override {
+    for (const auto& [k, v] : s_->data)
+      f(k, v);
   }
-  bool magic(std::string_view m) {
-    if (in_.substr(0, m.size()) != m) return false;
-    pos_ = m.size();
-    return true;
+  void for_each_session(const SessionFn& f) const override {
+    for (const auto& [c, s] : s_->sessions)
+      f(c, s);
   }
-  bool done() const { return pos_ == in_.size(); }
-  size_t remaining() const { return in_.size() - pos_; }
 
  private:
-  template <class T>
-  bool fixed(T* v, size_t n) {
-    if (in_.size() - pos_ < n) return false;
-    uint64_t x = 0;
-    for (size_t i = 0; i < n; ++i)
-      x |= static_cast<uint64_t>(static_cast<uint8_t>(in_[pos_ + i])) << (8 * i);
-    *v = static_cast<T>(x);
-    pos_ += n;
-    return true;
-  }
-  std::string_view in_;
-  size_t pos_ = 0;
+  std::shared_ptr<const MemState> s_;
 };
+
+// Copy-on-write: a view shares the maps; the first write after it copies.
+class MemoryKvStore final : public KvStore {
+ public:
+  bool durable() const override { return false; }
+  KvMeta meta() const override { return state_->meta; }
+  std::optional<std::string> get(std::string_view key) const override {
+    auto it = state_->data.find(key);
+    if (it == state_->data.end()) return std::nullopt;
+    return it->second;
+  }
+  std::optional<Session> session(uint64_t client) const override {
+    auto it = state_->sessions.find(client);
+    if (it == state_->sessions.end()) return std::nullopt;
+    return it->second;
+  }
+  void for_each_session(const SessionFn& f) const override {
+    for (const auto& [c, s] : state_->sessions)
+      f(c, s);
+  }
+  size_t key_count() const override { return state_->data.size(); }
+  size_t session_count() const override { return state_->sessions.size(); }
+
+  void set_meta(const KvMeta& meta) override { mut().meta = meta; }
+  void put(std::string_view key, std::string_view value) override {
+    auto& data = mut().data;
+    auto it = data.find(key);
+    if (it == data.end()) {
+      data.emplace(std::string(key), std::string(value));
+    } else {
+      it->second.assign(value);
+    }
+  }
+  void erase(std::string_view key) override {
+    auto& data = mut().data;
+    auto it = data.find(key);
+    if (it != data.end()) data.erase(it);
+  }
+  void put_session(uint64_t client, const Session& s) override { mut().sessions[client] = s; }
+  void erase_session(uint64_t client) override { mut().sessions.erase(client); }
+  void commit() override {}
+
+  std::shared_ptr<const KvView> view() const override {
+    return std::make_shared<MemoryView>(state_);
+  }
+  void replace(const KvMeta& meta, const std::function<void(KvSink&)>& fill) override {
+    auto fresh = std::make_shared<MemState>();
+    fresh->meta = meta;
+    struct Sink final : KvSink {
+      MemState& s;
+      explicit Sink(MemState& st) : s(st) {}
+      void put(std::string_view k, std::string_view v) override {
+        s.data.insert_or_assign(std::string(k), std::string(v));
+      }
+      void put_session(uint64_t c, const Session& se) override { s.sessions[c] = se; }
+    } sink(*fresh);
+    fill(sink);
+    state_ = std::move(fresh);
+  }
+  void sync() override {}
+
+ private:
+  MemState& mut() {
+    if (state_.use_count() > 1) state_ = std::make_shared<MemState>(*state_);
+    return *state_;
+  }
+  std::shared_ptr<MemState> state_ = std::make_shared<MemState>();
+};
+
+// --- the snapshot image ---------------------------------------------------------------
+
+std::string printable(std::string_view s) {
+  std::string out;
+  for (char c : s) {
+    if (std::isprint(static_cast<unsigned char>(c))) {
+      out.push_back(c);
+    } else {
+      out += fmt::format("\\x{:02x}", static_cast<unsigned char>(c));
+    }
+  }
+  return out;
+}
+
+// Parses an RKV1 image, feeding `sink` (if any) as it goes. Keys and client
+// ids must be strictly increasing, as encode_image writes them: then every
+// backend holds the same state for any image it accepts.
+bool walk_image(std::string_view image, KvMeta* meta, KvSink* sink, std::string* error) {
+  auto bad = [&](std::string why) {
+    *error = std::move(why);
+    return false;
+  };
+  if (image.substr(0, kMagic.size()) != kMagic) {
+    if (image.size() >= kMagic.size() && image.substr(0, 3) == "RKV") {
+      return bad(fmt::format("unknown KV image version '{}' (this build reads {})",
+                             printable(image.substr(0, kMagic.size())), kMagic));
+    }
+    return bad("not a raftkv KV image");
+  }
+  codec::Reader r(image.substr(kMagic.size()));
+  uint64_t applied, nkeys, nsessions;
+  if (!r.u64(&applied) || !r.u64(&meta->log_time_ms) || !r.u64(&meta->next_expiry_ms) ||
+      !r.u64(&nkeys))
+    return bad("truncated header");
+  meta->applied = raft::Index(applied);
+  std::string_view prev_key;
+  for (uint64_t i = 0; i < nkeys; ++i) {
+    std::string_view k, v;
+    if (!r.bytes(&k) || !r.bytes(&v)) return bad(fmt::format("truncated at key {}", i));
+    if (i > 0 && k <= prev_key) return bad(fmt::format("key {} is out of order", i));
+    prev_key = k;
+    if (sink) sink->put(k, v);
+  }
+  if (!r.u64(&nsessions)) return bad("truncated session count");
+  uint64_t prev_client = 0;
+  for (uint64_t i = 0; i < nsessions; ++i) {
+    uint64_t c;
+    Session s;
+    if (!r.u64(&c) || !codec::read_session(r, &s))
+      return bad(fmt::format("session {} is truncated or invalid", i));
+    if (i > 0 && c <= prev_client) return bad(fmt::format("session {} is out of order", i));
+    prev_client = c;
+    if (sink) sink->put_session(c, s);
+  }
+  if (!r.done()) return bad(fmt::format("{} trailing bytes", r.remaining()));
+  return true;
+}
 
 }  // namespace
 
+std::unique_ptr<KvStore> make_memory_kv_store() {
+  return std::make_unique<MemoryKvStore>();
+}
+
+raft::Bytes KvStateMachine::encode_image(const KvView& view) {
+  KvMeta meta = view.meta();
+  std::string out(kMagic);
+  codec::put_u64(out, meta.applied.value);
+  codec::put_u64(out, meta.log_time_ms);
+  codec::put_u64(out, meta.next_expiry_ms);
+  // Counts are patched in once known: a RocksDB view is walked only once.
+  size_t nkeys_at = out.size();
+  codec::put_u64(out, 0);
+  uint64_t nkeys = 0;
+  view.for_each_key([&](std::string_view k, std::string_view v) {
+    codec::put_bytes(out, k);
+    codec::put_bytes(out, v);
+    ++nkeys;
+  });
+  codec::patch_u64(out, nkeys_at, nkeys);
+  size_t nsessions_at = out.size();
+  codec::put_u64(out, 0);
+  uint64_t nsessions = 0;
+  view.for_each_session([&](uint64_t c, const Session& s) {
+    codec::put_u64(out, c);
+    codec::put_session(out, s);
+    ++nsessions;
+  });
+  codec::patch_u64(out, nsessions_at, nsessions);
+  return raft::Bytes(std::move(out));
+}
+
+KvStateMachine::KvStateMachine() : KvStateMachine(make_memory_kv_store()) {}
+
+KvStateMachine::KvStateMachine(std::unique_ptr<KvStore> store)
+    : store_(std::move(store)), meta_(store_->meta()) {}
+
+KvStateMachine::~KvStateMachine() = default;
+
 void KvStateMachine::apply(const raft::Entry& e) {
-  RAFTKV_CHECK_MSG(e.index == applied_ + 1, "entries must be applied in log order");
-  applied_ = e.index;
-  if (e.type != raft::EntryType::kNormal) return;
+  RAFTKV_CHECK_MSG(e.index == meta_.applied + 1, "entries must be applied in log order");
+  if (!run_open_) {
+    run_open_ = true;
+    superseded_.clear();
+    run_clients_.clear();
+  }
+  meta_.applied = e.index;
+  if (e.type == raft::EntryType::kNormal) apply_command(e);
+  // The meta record goes with the entry's changes (kv_store.h: one atomic
+  // unit per commit), so a stored state is always exactly that of an index.
+  store_->set_meta(meta_);
+}
+
+void KvStateMachine::apply_command(const raft::Entry& e) {
   auto cmd = wire::decode_kv_command(e.data.view());
   // The leader only proposes commands it encoded itself, so an undecodable
   // entry means a bug or corruption that the storage checksums missed. Every
   // replica skips it the same way, so state stays identical.
   if (!cmd.ok()) return;
-  log_time_ms_ = std::max(log_time_ms_, cmd->timestamp_ms);
-  Session& s = sessions_[cmd->client_id.value];
-  if (cmd->client_id.value != 0 && cmd->seq <= s.seq) return;  // a retry: applied once already
+  meta_.log_time_ms = std::max(meta_.log_time_ms, cmd->timestamp_ms);
+  const uint64_t client = cmd->client_id.value;
+  std::optional<Session> prior;
+  bool seen_in_run = false;  // an earlier entry of this run named the client
+  if (client != 0) {
+    prior = store_->session(client);
+    seen_in_run = !run_clients_.insert(client).second;
+    if (cmd->seq <= (prior ? prior->seq : 0)) return;  // a retry: applied once already
+  }
   ApplyResult r = execute(*cmd);
-  s.seq = cmd->seq;
-  s.reply = std::move(r);
-  s.last_active_ms = log_time_ms_;
-  if (cmd->client_id.value == 0) sessions_.erase(0);
+  if (client != 0) {
+    // A waiter of that earlier entry will look for the record replaced here.
+    if (seen_in_run && prior) {
+      superseded_.push_back({client, prior->seq, prior->reply});
+      if (superseded_.size() > kMaxSuperseded) superseded_.pop_front();
+    }
+    store_->put_session(client, Session{cmd->seq, std::move(r), meta_.log_time_ms});
+  }
   expire_sessions();
+}
+
+void KvStateMachine::applied_batch_done() {
+  store_->commit();
+  run_open_ = false;
 }
 
 ApplyResult KvStateMachine::execute(const wire::KvCommand& cmd) {
   ApplyResult r;
   switch (cmd.op) {
     case wire::Op::kPut:
-      data_.insert_or_assign(cmd.key, cmd.value);
+      store_->put(cmd.key, cmd.value);
       break;
     case wire::Op::kAppend: {
-      std::string& v = data_[cmd.key];
+      std::string v = store_->get(cmd.key).value_or("");
       // Appends beyond the value limit are refused, identically everywhere.
       if (v.size() + cmd.value.size() > kMaxValueBytes) {
         r.status = wire::ReplyStatus::kTooLarge;
-        if (v.empty()) data_.erase(cmd.key);
       } else {
         v += cmd.value;
+        store_->put(cmd.key, v);
       }
       break;
     }
     case wire::Op::kDelete:
-      if (data_.erase(cmd.key) == 0) r.status = wire::ReplyStatus::kNotFound;
+      if (store_->get(cmd.key)) {
+        store_->erase(cmd.key);
+      } else {
+        r.status = wire::ReplyStatus::kNotFound;
+      }
       break;
     case wire::Op::kGet:
     case wire::Op::kStatus:
@@ -119,100 +288,81 @@ ApplyResult KvStateMachine::execute(const wire::KvCommand& cmd) {
 }
 
 void KvStateMachine::expire_sessions() {
-  if (log_time_ms_ < next_expiry_ms_) return;
+  if (meta_.log_time_ms < meta_.next_expiry_ms) return;
   // Scans at most once a minute of log time, so expiry costs O(1) amortized.
-  next_expiry_ms_ = log_time_ms_ + 60 * 1000;
-  for (auto it = sessions_.begin(); it != sessions_.end();) {
-    if (it->second.last_active_ms + kSessionTtlMs < log_time_ms_) {
-      it = sessions_.erase(it);
-    } else {
-      ++it;
-    }
-  }
+  meta_.next_expiry_ms = meta_.log_time_ms + 60 * 1000;
+  std::vector<uint64_t> expired;
+  store_->for_each_session([&](uint64_t c, const Session& s) {
+    if (s.last_active_ms + kSessionTtlMs < meta_.log_time_ms) expired.push_back(c);
+  });
+  for (uint64_t c : expired)
+    store_->erase_session(c);
 }
 
 std::optional<std::string> KvStateMachine::get(std::string_view key) const {
-  auto it = data_.find(key);
-  if (it == data_.end()) return std::nullopt;
-  return it->second;
+  return store_->get(key);
 }
 
 std::optional<ApplyResult> KvStateMachine::session_reply(wire::ClientId client,
                                                          uint64_t seq) const {
-  auto it = sessions_.find(client.value);
-  if (it == sessions_.end() || it->second.seq != seq) return std::nullopt;
-  return it->second.reply;
+  std::optional<Session> s = store_->session(client.value);
+  if (s && s->seq == seq) return std::move(s->reply);
+  for (auto it = superseded_.rbegin(); it != superseded_.rend(); ++it) {
+    if (it->client == client.value && it->seq == seq) return it->reply;
+  }
+  return std::nullopt;
 }
 
 bool KvStateMachine::already_applied(wire::ClientId client, uint64_t seq) const {
-  auto it = sessions_.find(client.value);
-  return it != sessions_.end() && seq <= it->second.seq;
+  std::optional<Session> s = store_->session(client.value);
+  return s && seq <= s->seq;
 }
 
 raft::Bytes KvStateMachine::snapshot() const {
-  std::string out(kMagic);
-  put_u64(out, applied_.value);
-  put_u64(out, log_time_ms_);
-  put_u64(out, next_expiry_ms_);
-  put_u64(out, data_.size());
-  for (auto& [k, v] : data_) {
-    put_bytes(out, k);
-    put_bytes(out, v);
-  }
-  put_u64(out, sessions_.size());
-  for (auto& [c, s] : sessions_) {
-    put_u64(out, c);
-    put_u64(out, s.seq);
-    put_u64(out, s.last_active_ms);
-    out.push_back(static_cast<char>(s.reply.status));
-    out.push_back(s.reply.value ? 1 : 0);
-    put_bytes(out, s.reply.value.value_or(""));
-  }
-  return raft::Bytes(std::move(out));
+  return encode_image(*store_->view());
+}
+
+void KvStateMachine::checkpoint() {
+  // Order matters for the caller's compaction: the state is durable before
+  // the view that stands for the compacted log prefix exists.
+  store_->sync();
+  pinned_ = store_->view();
+}
+
+raft::Index KvStateMachine::pinned_index() const {
+  return pinned_ ? pinned_->meta().applied : raft::Index(0);
+}
+
+raft::Bytes KvStateMachine::pinned_image() const {
+  RAFTKV_CHECK_MSG(pinned_ != nullptr, "pinned_image() before checkpoint()");
+  return encode_image(*pinned_);
 }
 
 bool KvStateMachine::restore(const raft::Snapshot& snap, std::string* error) {
-  Reader r(snap.data.view());
-  auto bad = [&](const std::string& why) {
-    *error = fmt::format("snapshot at index {}: {}", snap.meta.index, why);
-    return false;
-  };
-  if (snap.data.empty() && snap.meta.index == raft::Index(0)) {
-    *this = KvStateMachine();
-    return true;
+  std::string_view image = snap.data.view();
+  KvMeta meta;
+  std::string why;
+  if (!(image.empty() && snap.meta.index == raft::Index(0))) {
+    if (!walk_image(image, &meta, nullptr, &why)) {
+      *error = fmt::format("snapshot at index {}: {}", snap.meta.index, why);
+      return false;
+    }
+    if (meta.applied != snap.meta.index) {
+      *error =
+          fmt::format("snapshot at index {}: image is at index {}", snap.meta.index, meta.applied);
+      return false;
+    }
   }
-  if (!r.magic(kMagic)) return bad("not a raftkv KV image");
-  uint64_t applied, log_time, next_expiry, nkeys, nsessions;
-  if (!r.u64(&applied) || !r.u64(&log_time) || !r.u64(&next_expiry) || !r.u64(&nkeys))
-    return bad("truncated header");
-  if (applied != snap.meta.index.value)
-    return bad(fmt::format("image is at index {}, not {}", applied, snap.meta.index));
-  KvStateMachine fresh;
-  fresh.applied_ = raft::Index(applied);
-  fresh.log_time_ms_ = log_time;
-  fresh.next_expiry_ms_ = next_expiry;
-  for (uint64_t i = 0; i < nkeys; ++i) {
-    std::string k, v;
-    if (!r.bytes(&k) || !r.bytes(&v)) return bad(fmt::format("truncated at key {}", i));
-    fresh.data_.emplace(std::move(k), std::move(v));
-  }
-  if (!r.u64(&nsessions)) return bad("truncated session count");
-  for (uint64_t i = 0; i < nsessions; ++i) {
-    uint64_t c;
-    Session s;
-    uint8_t status, has_value;
-    std::string value;
-    if (!r.u64(&c) || !r.u64(&s.seq) || !r.u64(&s.last_active_ms) || !r.u8(&status) ||
-        !r.u8(&has_value) || !r.bytes(&value))
-      return bad(fmt::format("truncated at session {}", i));
-    if (status > static_cast<uint8_t>(wire::ReplyStatus::kInternal) || has_value > 1)
-      return bad(fmt::format("session {} has an invalid reply", i));
-    s.reply.status = static_cast<wire::ReplyStatus>(status);
-    if (has_value) s.reply.value = std::move(value);
-    fresh.sessions_.emplace(c, std::move(s));
-  }
-  if (!r.done()) return bad(fmt::format("{} trailing bytes", r.remaining()));
-  *this = std::move(fresh);
+  // The whole image was checked above; only now is the state replaced.
+  store_->replace(meta, [&](KvSink& sink) {
+    KvMeta again;
+    RAFTKV_CHECK(image.empty() || walk_image(image, &again, &sink, &why));
+  });
+  meta_ = meta;
+  run_open_ = false;
+  superseded_.clear();
+  run_clients_.clear();
+  if (store_->durable()) pinned_ = store_->view();
   return true;
 }
 

@@ -16,6 +16,7 @@
 
 #include "kvserver/client_service.h"
 #include "kvserver/kv_state_machine.h"
+#include "kvserver/rocks_kv_store.h"
 #include "raft/node/group_commit.h"
 #include "raft/node/listener.h"
 #include "raft/node/log_line.h"
@@ -153,8 +154,21 @@ int main(int argc, char** argv) {
   }
   auto& store = *opened.store;
 
+  // The KV state: its own RocksDB instance, opened after the log store
+  // (which creates and vouches for the data dir). It resumes at the applied
+  // index it persisted; RaftNode::start replays the log after it.
+  std::string state_dir = data_dir + "/state";
+  auto state = raftkv::kv::RocksKvStore::open(state_dir, {}, &error);
+  if (!state) {
+    std::fprintf(stderr, "raftkv-server: data dir %s: %s\n", data_dir.c_str(), error.c_str());
+    return 1;
+  }
+  if (state->interrupted_replace_discarded()) {
+    raftkv::raft::log_line("server", "state: discarded a snapshot restore a crash interrupted");
+  }
+  raftkv::kv::KvStateMachine kv(std::move(state));
+
   asio::io_context io(1);
-  raftkv::kv::KvStateMachine kv;
   raftkv::raft::GroupCommitter committer(store);
   raftkv::raft::RaftNode* node_ptr = nullptr;
   raftkv::raft::Transport::Options topts;

@@ -17,12 +17,54 @@ namespace {
 // Readies in the storage queue at once. More would only queue behind the
 // disk; the core keeps accumulating meanwhile, and the next Ready takes it all.
 constexpr size_t kMaxWritesInFlight = 8;
+
+// The core's view of the log store. For a durable() state machine,
+// compaction leaves an empty image in the store (the state machine holds the
+// state), so the snapshot for a lagging follower is the state machine's
+// pinned view instead: at pinned_index() >= the store's snapshot index
+// (equal, except after a restart, when the pin is the persisted state). A
+// newer snapshot serves a follower as well as the stored one would: it holds
+// only applied, hence committed, state, and our log has the term of its
+// index and the entries after it (pinned <= applied <= last index).
+class CoreStorage final : public LogReader {
+ public:
+  CoreStorage(const RocksLogStore& store, const StateMachine& sm) : store_(store), sm_(sm) {}
+  HardState hard_state() const override { return store_.hard_state(); }
+  SnapshotMeta snapshot_meta() const override { return store_.snapshot_meta(); }
+  Index first_index() const override { return store_.first_index(); }
+  Index last_index() const override { return store_.last_index(); }
+  std::optional<Term> term(Index i) const override { return store_.term(i); }
+  std::vector<Entry> entries(Index lo, Index hi, size_t max_bytes) const override {
+    return store_.entries(lo, hi, max_bytes);
+  }
+  Snapshot snapshot() const override {
+    Snapshot snap = store_.snapshot();
+    if (!sm_.durable() || !snap.data.empty() || snap.meta.index == Index(0)) return snap;
+    Index pinned = sm_.pinned_index();
+    std::optional<Term> term = store_.term(pinned);
+    RAFTKV_CHECK_MSG(pinned >= snap.meta.index && term,
+                     "the state machine's pinned view is behind the compacted log");
+    // Still one Bytes in memory: the core sends it in chunks from there.
+    return Snapshot{SnapshotMeta{pinned, *term, snap.meta.voters}, sm_.pinned_image()};
+  }
+
+ private:
+  const RocksLogStore& store_;
+  const StateMachine& sm_;
+};
 }  // namespace
 
 struct RaftNode::Impl {
   Impl(asio::io_context& io_, const NodeOptions& o, RocksLogStore& st, GroupCommitter& gc,
        StateMachine& s, Transport& t)
-      : io(io_), opts(o), store(st), committer(gc), sm(s), transport(t), ticker(io_) {}
+      : io(io_),
+        opts(o),
+        store(st),
+        committer(gc),
+        sm(s),
+        transport(t),
+        core_storage(st, s),
+        ticker(io_) {}
 
   asio::io_context& io;
   NodeOptions opts;
@@ -30,6 +72,7 @@ struct RaftNode::Impl {
   GroupCommitter& committer;
   StateMachine& sm;
   Transport& transport;
+  CoreStorage core_storage;
   std::unique_ptr<Raft> raft;
   asio::steady_timer ticker;
   bool stopped = false;
@@ -122,15 +165,25 @@ struct RaftNode::Impl {
         done(Outcome::kCovered);
       }
     }
+    // Waiters are answered only after applied_batch_done(): the state
+    // machine stores the run's writes there, as one batch.
+    std::vector<std::pair<ProposeDone, Outcome>> answers;
     for (const Entry& e : rd.committed_entries) {
-      sm.apply(e);
+      // A durable state machine may be ahead of the commit index the log
+      // store recorded (that write is not synced): skip what it has.
+      bool has = sm.durable() && e.index <= sm.applied_index();
+      if (!has) sm.apply(e);
       auto it = proposals.find(e.index);
       if (it != proposals.end()) {
         Waiter w = std::move(it->second);
         proposals.erase(it);
-        w.done(w.term == e.term ? Outcome::kApplied : Outcome::kLost);
+        answers.emplace_back(std::move(w.done),
+                             w.term == e.term ? Outcome::kApplied : Outcome::kLost);
       }
     }
+    if (!rd.committed_entries.empty()) sm.applied_batch_done();
+    for (auto& [done, outcome] : answers)
+      done(outcome);
     for (const ReadState& rs : rd.read_states) {
       auto it = reads_awaiting_confirmation.find(rs.context);
       if (it == reads_awaiting_confirmation.end()) continue;
@@ -182,17 +235,66 @@ struct RaftNode::Impl {
   void maybe_compact() {
     Index applied = sm.applied_index();
     Index snap = store.snapshot_meta().index;
-    if (opts.snapshot_every == 0 || applied - snap < opts.snapshot_every) return;
+    if (opts.snapshot_every == 0 || applied <= snap || applied - snap < opts.snapshot_every) {
+      return;
+    }
     std::optional<Term> term = raft->log().term(applied);
     if (!term) return;
     // Only applied (hence durable: we apply after the write) state is
     // compacted, so the log never loses an entry the state machine lacks.
-    StoreStatus st = store.compact(applied, sm.snapshot(), *term, raft->voters());
+    Bytes image;
+    if (sm.durable()) {
+      // Durability rule (Raft paper §7, thesis §5.1: the log may drop only
+      // what a durable snapshot covers): checkpoint() makes the state at
+      // `applied` durable BEFORE the store deletes the prefix, so after any
+      // crash state.applied >= the log's first index - 1. The store keeps
+      // an empty image; followers get the view checkpoint() pinned.
+      sm.checkpoint();
+    } else {
+      image = sm.snapshot();
+    }
+    StoreStatus st = store.compact(applied, std::move(image), *term, raft->voters());
     if (!st.ok()) {
       log_line("raft", fmt::format("snapshot at {} refused: {}", applied, st.error));
       return;
     }
     log_line("raft", fmt::format("snapshot taken at index {} term {}", applied, *term));
+  }
+
+  // start() for a durable() state machine: it kept its state, so replay
+  // only the log after its applied index. It is behind the store's snapshot
+  // only after a crash between installing a snapshot in the log store and
+  // restoring it into the state machine (or during that restore); the store
+  // then still holds the installed image (compaction, which drops it, runs
+  // only after checkpoint() made a later state durable).
+  bool recover_durable_state(std::string* error) {
+    Index applied = sm.applied_index();
+    SnapshotMeta meta = store.snapshot_meta();
+    if (applied < meta.index) {
+      Snapshot snap = store.snapshot();
+      if (snap.data.empty()) {
+        *error = fmt::format(
+            "the state is at index {}, behind the log's snapshot at {}, whose image only the "
+            "state held: the state directory was lost or damaged",
+            applied, meta.index);
+        return false;
+      }
+      if (!sm.restore(snap, error)) return false;
+      log_line("raft", fmt::format("state restored from the stored snapshot at index {} (it was "
+                                   "at {}: an install was interrupted, or the data dir comes "
+                                   "from a build that kept the state in memory)",
+                                   meta.index, applied));
+      applied = sm.applied_index();
+    }
+    if (applied > store.last_index()) {
+      *error = fmt::format("the state is at index {}, beyond the log's last index {}", applied,
+                           store.last_index());
+      return false;
+    }
+    sm.checkpoint();  // pins the view CoreStorage::snapshot() serves
+    log_line("raft",
+             fmt::format("state recovered at index {}; replaying the log after it", applied));
+    return true;
   }
 
   void on_tick() {
@@ -252,8 +354,12 @@ RaftNode::~RaftNode() {
 
 bool RaftNode::start(std::string* error) {
   Impl& m = *impl_;
-  Snapshot snap = m.store.snapshot();
-  if (snap.meta.index > Index(0) && !m.sm.restore(snap, error)) return false;
+  if (m.sm.durable()) {
+    if (!m.recover_durable_state(error)) return false;
+  } else {
+    Snapshot snap = m.store.snapshot();
+    if (snap.meta.index > Index(0) && !m.sm.restore(snap, error)) return false;
+  }
   Config cfg = m.opts.raft;
   cfg.id = m.opts.id;
   cfg.voters = m.opts.voters;
@@ -262,7 +368,7 @@ bool RaftNode::start(std::string* error) {
   cfg.applied = m.sm.applied_index();
   // Randomized timeouts must differ between nodes and between restarts.
   cfg.seed = std::random_device{}() ^ (m.opts.id.value << 32);
-  m.raft = std::make_unique<Raft>(cfg, m.store);
+  m.raft = std::make_unique<Raft>(cfg, m.core_storage);
   m.soft = {m.raft->leader(), m.raft->role(), m.raft->term()};
   log_line("raft", fmt::format("node {} started: term {} log [{}..{}] commit {} applied {}",
                                m.opts.id, m.raft->term(), m.raft->log().first_index(),

@@ -76,8 +76,13 @@ class RaftNode {
   RaftNode(const RaftNode&) = delete;
   RaftNode& operator=(const RaftNode&) = delete;
 
-  // Restores the state machine from the stored snapshot and starts ticking.
-  // Returns false (with a reason) if the stored snapshot cannot be restored.
+  // Brings the state machine up to the stored snapshot and starts ticking;
+  // the core then replays the log after the state machine's applied index.
+  // An in-memory state machine is restored from the stored snapshot; a
+  // durable() one keeps its persisted state and is restored only if it is
+  // behind the stored snapshot (a crash interrupted an install). Returns
+  // false (with a reason) if that is impossible: an image that cannot be
+  // restored, or a durable state that does not fit the log.
   bool start(std::string* error);
   void stop();
 

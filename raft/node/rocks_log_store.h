@@ -155,7 +155,10 @@ class RocksLogStore final : public LogReader {
   // the snapshot with configuration `voters`, and deletes the log prefix up
   // to `index`: one synced batch. Refuses an index beyond last_index(), at
   // or below the current snapshot, or whose term is not `term`. The caller
-  // must only compact to an index its state machine has applied.
+  // must only compact to an index its state machine has applied. Empty
+  // `data` is how RaftNode records that a durable state machine holds the
+  // image itself (StateMachine::durable()); the caller must then have made
+  // that state durable first (Raft paper §7).
   StoreStatus compact(Index index, Bytes data, Term term, std::vector<NodeId> voters);
 
   uint64_t cluster_id() const;

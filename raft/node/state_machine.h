@@ -14,12 +14,38 @@ class StateMachine {
   // Applies one committed entry (normal or no-op). Invariant:
   // e.index == applied_index() + 1. Must be deterministic.
   virtual void apply(const Entry& e) = 0;
+  // Ends a run of apply() calls. The node calls it after the entries of one
+  // Ready are applied and BEFORE it completes their proposals' waiters or
+  // serves reads at their indexes, so a state machine may buffer the run's
+  // writes and store them here as one batch.
+  virtual void applied_batch_done() {}
   // An image of the state at applied_index(), for log compaction.
   virtual Bytes snapshot() const = 0;
   // Replaces the state with a snapshot's image. False (with a reason) if the
   // image cannot be decoded; the node then stops rather than run on bad state.
   virtual bool restore(const Snapshot& snap, std::string* error) = 0;
   virtual Index applied_index() const = 0;
+
+  // --- State machines that keep their own durable state ---------------------
+  // durable() == true: the state survives a restart by itself, and
+  // applied_index() right after construction is the index it had persisted
+  // (never beyond what the Raft log holds: it applies only committed, hence
+  // durable, entries). The node then
+  //   - on start, replays only the log after applied_index(), restoring the
+  //     log store's snapshot first only if the state is behind it;
+  //   - on compaction, calls checkpoint() and stores NO image in the log
+  //     store (an empty snapshot image means "the state machine has it");
+  //   - sends lagging followers pinned_image() for such a snapshot.
+  virtual bool durable() const { return false; }
+  // durable() only. Makes the state at applied_index() durable (it survives
+  // a machine crash) and pins a consistent, unchanging view of it for
+  // pinned_image(), replacing the previous pin. Called once at start and
+  // before every log compaction: the log may drop entries only once the
+  // state that covers them is durable (Raft paper §7, thesis §5.1).
+  virtual void checkpoint() {}
+  // The index of the pinned view, and its image (restore() accepts it).
+  virtual Index pinned_index() const { return Index(0); }
+  virtual Bytes pinned_image() const { return Bytes(); }
 };
 
 }  // namespace raftkv::raft

@@ -92,6 +92,9 @@ KvNode::~KvNode() {
 
 void KvNode::apply(const raft::Entry& e) {
   kv_.apply(e);
+  // RaftNode ends an apply run before answering its waiters; here each
+  // entry is a run, since its waiter is answered right below.
+  kv_.applied_batch_done();
   if (e.type == raft::EntryType::kNormal) {
     // Ground truth for check_outcome_claims(): this write is applied (and so
     // will be on every replica).

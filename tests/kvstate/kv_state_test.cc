@@ -1,0 +1,467 @@
+// The KV state machine on its two backends: RocksKvStore must hold exactly
+// what the in-memory store holds after the same entries (same images, same
+// replies), keep it across a restart, recover a consistent prefix after a
+// crash, and install, refuse or recover snapshot images.
+#include <fstream>
+#include <map>
+#include <random>
+
+#include <gtest/gtest.h>
+
+#include "kvserver/kv_codec.h"
+#include "kvserver/rocks_kv_store.h"
+#include "tests/kvstate/kv_state_test_util.h"
+#include "tests/storage/storage_test_util.h"
+
+namespace raftkv::kv {
+namespace {
+
+namespace fs = std::filesystem;
+using raft::Index;
+using raft::testing::TempDir;
+using testing::make_workload;
+
+testing::WorkloadOptions workload(size_t entries, size_t keys = 24, bool huge_value = false) {
+  testing::WorkloadOptions o;
+  o.entries = entries;
+  o.keys = keys;
+  o.huge_value = huge_value;
+  return o;
+}
+
+std::unique_ptr<RocksKvStore> open_store(const std::string& dir,
+                                         const RocksKvStoreOptions& options = {}) {
+  std::string error;
+  auto store = RocksKvStore::open(dir, options, &error);
+  EXPECT_TRUE(store) << error;
+  return store;
+}
+
+std::unique_ptr<KvStateMachine> open_sm(const std::string& dir,
+                                        const RocksKvStoreOptions& options = {}) {
+  auto store = open_store(dir, options);
+  if (!store) return nullptr;
+  return std::make_unique<KvStateMachine>(std::move(store));
+}
+
+// Applies es[from-1 .. to-1] in runs of 1..max_run entries, each closed by
+// applied_batch_done() as RaftNode does.
+void apply_runs(KvStateMachine& sm, const std::vector<raft::Entry>& es, uint64_t from, uint64_t to,
+                std::mt19937_64& rng, uint64_t max_run = 16) {
+  uint64_t i = from;
+  while (i <= to) {
+    uint64_t end = std::min(to, i + rng() % max_run);
+    for (; i <= end; ++i)
+      sm.apply(es[i - 1]);
+    sm.applied_batch_done();
+  }
+}
+
+std::optional<wire::KvCommand> decode(const raft::Entry& e) {
+  if (e.type != raft::EntryType::kNormal) return std::nullopt;
+  auto c = wire::decode_kv_command(e.data.view());
+  if (!c.ok()) return std::nullopt;
+  return *c;
+}
+
+// An image at every index of the workload, from the in-memory backend.
+std::vector<raft::Bytes> model_images(const std::vector<raft::Entry>& es) {
+  KvStateMachine model;
+  std::vector<raft::Bytes> images{model.snapshot()};
+  for (const raft::Entry& e : es) {
+    testing::apply_one(model, e);
+    images.push_back(model.snapshot());
+  }
+  return images;
+}
+
+// Same entries, same state and same replies, whatever the run lengths. A
+// run's waiters are answered after the run (RaftNode), yet must read what
+// they would have read right after their own entry.
+TEST(KvStateTest, RocksBackendMatchesMemory) {
+  for (uint64_t seed = 1; seed <= 3; ++seed) {
+    SCOPED_TRACE(fmt::format("seed {}", seed));
+    TempDir tmp;
+    auto es = make_workload(seed, workload(1500, 24, true));
+    KvStateMachine model;
+    auto sm = open_sm(tmp.sub("state"));
+    ASSERT_TRUE(sm);
+    std::mt19937_64 rng(seed);
+    // The reply of each (client, seq) when it was first applied.
+    std::map<std::pair<uint64_t, uint64_t>, ApplyResult> first_reply;
+    uint64_t i = 1;
+    while (i <= es.size()) {
+      uint64_t end = std::min<uint64_t>(es.size(), i + rng() % 16);
+      std::vector<std::pair<size_t, std::optional<ApplyResult>>> replies;
+      bool long_gap = false;
+      uint64_t last_ts = 0;
+      for (uint64_t k = i; k <= end; ++k) {
+        testing::apply_one(model, es[k - 1]);
+        sm->apply(es[k - 1]);
+        if (auto c = decode(es[k - 1])) {
+          if (last_ts != 0 && c->timestamp_ms > last_ts + kSessionTtlMs) long_gap = true;
+          last_ts = c->timestamp_ms;
+          auto r = model.session_reply(c->client_id, c->seq);
+          if (r) first_reply.emplace(std::pair(c->client_id.value, c->seq), *r);
+          replies.emplace_back(k, r);
+        }
+      }
+      sm->applied_batch_done();
+      // (Expiry inside a run can drop a session its own waiters would have
+      // read; a run spans milliseconds, the TTL an hour.)
+      if (!long_gap) {
+        for (auto& [k, want] : replies) {
+          auto c = decode(es[k - 1]);
+          auto got = sm->session_reply(c->client_id, c->seq);
+          if (want || !got) {
+            EXPECT_EQ(got, want) << "entry " << k;
+          } else {
+            // A duplicate of an older seq whose first application was in
+            // this run: the table kept that first reply for its waiter.
+            auto it = first_reply.find(std::pair(c->client_id.value, c->seq));
+            ASSERT_NE(it, first_reply.end()) << "entry " << k;
+            EXPECT_EQ(*got, it->second) << "entry " << k;
+          }
+        }
+      }
+      ASSERT_EQ(sm->applied_index(), model.applied_index());
+      i = end + 1;
+    }
+    EXPECT_EQ(sm->snapshot(), model.snapshot());
+    EXPECT_EQ(sm->key_count(), model.key_count());
+    EXPECT_EQ(sm->session_count(), model.session_count());
+    EXPECT_EQ(sm->get("huge"), model.get("huge"));
+  }
+}
+
+TEST(KvStateTest, RestartKeepsDataAndSessions) {
+  TempDir tmp;
+  auto es = make_workload(7, workload(800));
+  KvStateMachine model;
+  for (const auto& e : es)
+    testing::apply_one(model, e);
+  std::mt19937_64 rng(7);
+  {
+    auto sm = open_sm(tmp.sub("state"));
+    ASSERT_TRUE(sm);
+    apply_runs(*sm, es, 1, es.size(), rng);
+  }  // closed cleanly, nothing synced explicitly
+  auto sm = open_sm(tmp.sub("state"));
+  ASSERT_TRUE(sm);
+  EXPECT_TRUE(sm->durable());
+  EXPECT_EQ(sm->applied_index(), Index(es.size()));
+  EXPECT_EQ(sm->snapshot(), model.snapshot());
+  // Sessions came back too: a retry of each client's latest write is
+  // recognized and answered from the table.
+  for (uint64_t c = 1; c <= 5; ++c) {
+    for (uint64_t seq = 1; seq < 1000; ++seq) {
+      bool applied = model.already_applied(wire::ClientId(c), seq);
+      EXPECT_EQ(sm->already_applied(wire::ClientId(c), seq), applied);
+      EXPECT_EQ(sm->session_reply(wire::ClientId(c), seq),
+                model.session_reply(wire::ClientId(c), seq));
+      if (!applied) break;
+    }
+  }
+  // And it goes on from there.
+  auto more = make_workload(8, workload(50));
+  for (auto& e : more)
+    e.index = e.index + es.size();
+  for (const auto& e : more)
+    testing::apply_one(model, e);
+  apply_runs(*sm, more, 1, more.size(), rng);
+  EXPECT_EQ(sm->snapshot(), model.snapshot());
+}
+
+// A crash copies the live directory; a machine crash also loses an
+// unsynced WAL tail, cut here at every kind of place. The state that opens
+// must be exactly the state after some commit (a prefix of the log, never
+// a mix), and replaying the log after it must reach the final state.
+TEST(KvStateTest, CrashRecoversAPrefixOfCommits) {
+  TempDir tmp;
+  auto es = make_workload(11, workload(600));
+  std::vector<raft::Bytes> images = model_images(es);
+  fs::path live = tmp.sub("live");
+  auto sm = open_sm(live.string());
+  ASSERT_TRUE(sm);
+  // (WAL size, applied index) after each commit.
+  std::vector<std::pair<uint64_t, uint64_t>> commits;
+  fs::path wal = testing::newest_wal(live);
+  ASSERT_FALSE(wal.empty());
+  commits.emplace_back(fs::file_size(wal), 0);
+  std::mt19937_64 rng(11);
+  uint64_t i = 1;
+  while (i <= es.size()) {
+    uint64_t end = std::min<uint64_t>(es.size(), i + rng() % 24);
+    for (; i <= end; ++i)
+      sm->apply(es[i - 1]);
+    sm->applied_batch_done();
+    ASSERT_EQ(testing::newest_wal(live), wal) << "the test assumes one WAL file";
+    commits.emplace_back(fs::file_size(wal), end);
+  }
+  fs::path crashed = tmp.sub("crashed");
+  testing::copy_dir(live, crashed);  // kill -9: the files as they are
+  sm.reset();
+
+  std::vector<uint64_t> cuts = {commits.back().first};
+  for (size_t c = 1; c < commits.size(); c += commits.size() / 12 + 1) {
+    cuts.push_back(commits[c].first);                               // on a boundary
+    cuts.push_back(commits[c].first - 1);                           // one byte short
+    cuts.push_back((commits[c - 1].first + commits[c].first) / 2);  // mid record
+    if (commits[c - 1].first + 3 < commits[c].first) cuts.push_back(commits[c - 1].first + 3);
+  }
+  cuts.push_back(commits[0].first / 2);  // even the initial meta write is lost
+  for (uint64_t cut : cuts) {
+    uint64_t expect = 0;
+    for (const auto& [size, index] : commits) {
+      if (size <= cut) expect = index;
+    }
+    SCOPED_TRACE(fmt::format("WAL cut to {} bytes: commits up to index {} complete", cut, expect));
+    fs::path copy = tmp.sub(fmt::format("cut{}", cut));
+    testing::copy_dir(crashed, copy);
+    fs::resize_file(copy / wal.filename(), cut);
+    auto again = open_sm(copy.string());
+    ASSERT_TRUE(again);
+    ASSERT_EQ(again->applied_index(), Index(expect));
+    EXPECT_EQ(again->snapshot(), images[expect]);
+    // The node replays the log from there.
+    apply_runs(*again, es, expect + 1, es.size(), rng);
+    EXPECT_EQ(again->snapshot(), images.back());
+  }
+}
+
+TEST(KvStateTest, RestoreReplacesTheWholeState) {
+  TempDir tmp;
+  auto es = make_workload(21, workload(400));
+  KvStateMachine leader;
+  for (const auto& e : es)
+    testing::apply_one(leader, e);
+  raft::Snapshot snap{{Index(es.size()), raft::Term(1), {}}, leader.snapshot()};
+
+  RocksKvStoreOptions small_batches;
+  small_batches.replace_batch_bytes = 512;
+  auto sm = open_sm(tmp.sub("state"), small_batches);
+  ASSERT_TRUE(sm);
+  // Old contents that the image does not have must go.
+  auto old = make_workload(22, workload(100, 300));
+  std::mt19937_64 rng(21);
+  apply_runs(*sm, old, 1, old.size(), rng);
+  std::string error;
+  ASSERT_TRUE(sm->restore(snap, &error)) << error;
+  EXPECT_EQ(sm->applied_index(), snap.meta.index);
+  EXPECT_EQ(sm->snapshot(), snap.data);
+  EXPECT_EQ(sm->key_count(), leader.key_count());
+  EXPECT_EQ(sm->pinned_index(), snap.meta.index);
+
+  // Both go on alike, and the result survives a restart.
+  auto more = make_workload(23, workload(100));
+  for (auto& e : more)
+    e.index = e.index + es.size();
+  for (const auto& e : more)
+    testing::apply_one(leader, e);
+  apply_runs(*sm, more, 1, more.size(), rng);
+  sm.reset();
+  sm = open_sm(tmp.sub("state"));
+  ASSERT_TRUE(sm);
+  EXPECT_EQ(sm->snapshot(), leader.snapshot());
+
+  // An empty image at index 0 resets.
+  ASSERT_TRUE(sm->restore(raft::Snapshot{}, &error)) << error;
+  EXPECT_EQ(sm->applied_index(), Index(0));
+  EXPECT_EQ(sm->key_count(), 0u);
+  EXPECT_EQ(sm->snapshot(), KvStateMachine().snapshot());
+}
+
+// A crash during restore: the directory as it is after each write of the
+// restore. Until the last write it must open EMPTY at index 0 (the node then
+// restores again from the log store), never as a mix of old and new.
+TEST(KvStateTest, InterruptedRestoreOpensEmpty) {
+  TempDir tmp;
+  auto es = make_workload(31, workload(300, 200));
+  KvStateMachine leader;
+  for (const auto& e : es)
+    testing::apply_one(leader, e);
+  raft::Snapshot snap{{Index(es.size()), raft::Term(1), {}}, leader.snapshot()};
+
+  fs::path live = tmp.sub("live");
+  std::vector<fs::path> crashes;
+  RocksKvStoreOptions opts;
+  opts.replace_batch_bytes = 256;
+  opts.after_replace_write = [&](int write) {
+    fs::path copy = tmp.sub(fmt::format("crash{}", write));
+    testing::copy_dir(live, copy);
+    crashes.push_back(copy);
+  };
+  auto sm = open_sm(live.string(), opts);
+  ASSERT_TRUE(sm);
+  auto old = make_workload(32, workload(60));
+  std::mt19937_64 rng(31);
+  apply_runs(*sm, old, 1, old.size(), rng);
+  std::string error;
+  ASSERT_TRUE(sm->restore(snap, &error)) << error;
+  ASSERT_GE(crashes.size(), 4u) << "the image should take several batches";
+
+  for (size_t k = 0; k < crashes.size(); ++k) {
+    SCOPED_TRACE(fmt::format("crash after restore write {} of {}", k + 1, crashes.size()));
+    std::string err;
+    auto store = RocksKvStore::open(crashes[k].string(), {}, &err);
+    ASSERT_TRUE(store) << err;
+    bool last = k + 1 == crashes.size();
+    EXPECT_EQ(store->interrupted_replace_discarded(), !last);
+    KvStateMachine again(std::move(store));
+    if (last) {
+      EXPECT_EQ(again.snapshot(), snap.data);
+    } else {
+      EXPECT_EQ(again.applied_index(), Index(0));
+      EXPECT_EQ(again.key_count(), 0u);
+      EXPECT_EQ(again.session_count(), 0u);
+      // The node's next step: restore from the log store's copy.
+      ASSERT_TRUE(again.restore(snap, &err)) << err;
+      EXPECT_EQ(again.snapshot(), snap.data);
+    }
+  }
+}
+
+TEST(KvStateTest, BadImagesAreRefusedAndChangeNothing) {
+  TempDir tmp;
+  auto es = make_workload(41, workload(200));
+  KvStateMachine leader;
+  for (const auto& e : es)
+    testing::apply_one(leader, e);
+  const Index at(es.size());
+  std::string good(leader.snapshot().view());
+
+  auto sm = open_sm(tmp.sub("state"));
+  ASSERT_TRUE(sm);
+  auto mine = make_workload(42, workload(50));
+  std::mt19937_64 rng(41);
+  apply_runs(*sm, mine, 1, mine.size(), rng);
+  const raft::Bytes before = sm->snapshot();
+
+  auto refused = [&](const std::string& image, Index index, const std::string& why) {
+    std::string error;
+    EXPECT_FALSE(
+        sm->restore(raft::Snapshot{{index, raft::Term(1), {}}, raft::Bytes(image)}, &error));
+    EXPECT_NE(error.find(why), std::string::npos) << "error: " << error;
+    EXPECT_EQ(sm->snapshot(), before);
+    EXPECT_EQ(sm->applied_index(), Index(mine.size()));
+  };
+  refused("RKV2" + good.substr(4), at, "unknown KV image version 'RKV2' (this build reads RKV1)");
+  refused(std::string("RKV\x01", 4) + good.substr(4), at, "unknown KV image version 'RKV\\x01'");
+  refused("hello, world", at, "not a raftkv KV image");
+  refused("", at, "not a raftkv KV image");
+  refused(good, at + 1, "image is at index");
+  refused(good + "x", at, "1 trailing bytes");
+  for (size_t cut : {size_t{5}, size_t{20}, size_t{36}, good.size() / 2, good.size() - 1}) {
+    SCOPED_TRACE(fmt::format("truncated to {} of {} bytes", cut, good.size()));
+    std::string error;
+    EXPECT_FALSE(sm->restore(
+        raft::Snapshot{{at, raft::Term(1), {}}, raft::Bytes(good.substr(0, cut))}, &error));
+    EXPECT_NE(error.find("snapshot at index"), std::string::npos) << error;
+    EXPECT_EQ(sm->snapshot(), before);
+  }
+  // The intact image still installs.
+  std::string error;
+  ASSERT_TRUE(sm->restore(raft::Snapshot{{at, raft::Term(1), {}}, raft::Bytes(good)}, &error))
+      << error;
+  EXPECT_EQ(sm->snapshot(), leader.snapshot());
+}
+
+// The RKV1 layout byte by byte, as an older build wrote it.
+TEST(KvStateTest, DecodesHandWrittenRkv1) {
+  std::string img = "RKV1";
+  codec::put_u64(img, 9);     // applied
+  codec::put_u64(img, 5000);  // log time
+  codec::put_u64(img, 65000);
+  codec::put_u64(img, 2);
+  codec::put_bytes(img, "a");
+  codec::put_bytes(img, "alpha");
+  codec::put_bytes(img, "b");
+  codec::put_bytes(img, "");
+  codec::put_u64(img, 1);
+  codec::put_u64(img, 77);  // client
+  codec::put_u64(img, 3);   // seq
+  codec::put_u64(img, 4900);
+  img.push_back(static_cast<char>(wire::ReplyStatus::kNotFound));
+  img.push_back(0);
+  codec::put_bytes(img, "");
+  TempDir tmp;
+  for (int backend = 0; backend < 2; ++backend) {
+    SCOPED_TRACE(backend ? "rocks" : "memory");
+    auto sm = backend ? open_sm(tmp.sub("state")) : std::make_unique<KvStateMachine>();
+    ASSERT_TRUE(sm);
+    std::string error;
+    ASSERT_TRUE(
+        sm->restore(raft::Snapshot{{Index(9), raft::Term(2), {}}, raft::Bytes(img)}, &error))
+        << error;
+    EXPECT_EQ(sm->get("a"), "alpha");
+    EXPECT_EQ(sm->get("b"), "");
+    EXPECT_EQ(sm->get("c"), std::nullopt);
+    EXPECT_TRUE(sm->already_applied(wire::ClientId(77), 3));
+    EXPECT_EQ(sm->session_reply(wire::ClientId(77), 3)->status, wire::ReplyStatus::kNotFound);
+    EXPECT_EQ(std::string(sm->snapshot().view()), img);  // re-encodes identically
+  }
+}
+
+TEST(KvStateTest, PinnedViewStaysAtItsIndex) {
+  TempDir tmp;
+  auto es = make_workload(51, workload(300));
+  auto sm = open_sm(tmp.sub("state"));
+  ASSERT_TRUE(sm);
+  std::mt19937_64 rng(51);
+  apply_runs(*sm, es, 1, 150, rng);
+  sm->checkpoint();
+  const raft::Bytes at150 = sm->snapshot();
+  EXPECT_EQ(sm->pinned_index(), Index(150));
+  apply_runs(*sm, es, 151, 300, rng);
+  EXPECT_EQ(sm->pinned_index(), Index(150));
+  EXPECT_EQ(sm->pinned_image(), at150);
+  EXPECT_NE(sm->snapshot(), at150);
+  sm->checkpoint();
+  EXPECT_EQ(sm->pinned_index(), Index(300));
+  EXPECT_EQ(sm->pinned_image(), sm->snapshot());
+}
+
+// Two writes of one client in one run (a client with writes in flight): the
+// first one's waiter, answered after the run, still finds its own reply.
+TEST(KvStateTest, WaitersOfOneRunFindTheirReplies) {
+  TempDir tmp;
+  for (int backend = 0; backend < 2; ++backend) {
+    SCOPED_TRACE(backend ? "rocks" : "memory");
+    auto sm = backend ? open_sm(tmp.sub("state")) : std::make_unique<KvStateMachine>();
+    ASSERT_TRUE(sm);
+    using testing::command_entry;
+    using testing::make_command;
+    sm->apply(command_entry(1, make_command(9, 1, wire::Op::kPut, "x", "1", 100)));
+    sm->applied_batch_done();
+    // One run: a duplicate of seq 1, then seq 2 (delete of a missing key),
+    // then seq 3.
+    sm->apply(command_entry(2, make_command(9, 1, wire::Op::kPut, "x", "1", 101)));
+    sm->apply(command_entry(3, make_command(9, 2, wire::Op::kDelete, "nope", "", 102)));
+    sm->apply(command_entry(4, make_command(9, 3, wire::Op::kAppend, "x", "2", 103)));
+    sm->applied_batch_done();
+    EXPECT_EQ(sm->session_reply(wire::ClientId(9), 1)->status, wire::ReplyStatus::kOk);
+    EXPECT_EQ(sm->session_reply(wire::ClientId(9), 2)->status, wire::ReplyStatus::kNotFound);
+    EXPECT_EQ(sm->session_reply(wire::ClientId(9), 3)->status, wire::ReplyStatus::kOk);
+    EXPECT_EQ(sm->get("x"), "12");
+    // The next run forgets them: only the latest reply is kept.
+    sm->apply(command_entry(5, make_command(8, 1, wire::Op::kPut, "y", "1", 104)));
+    sm->applied_batch_done();
+    EXPECT_EQ(sm->session_reply(wire::ClientId(9), 2), std::nullopt);
+    EXPECT_TRUE(sm->already_applied(wire::ClientId(9), 2));
+  }
+}
+
+TEST(KvStateTest, OpenRefusesForeignDirectories) {
+  TempDir tmp;
+  fs::create_directories(tmp.sub("junk"));
+  { std::ofstream(tmp.sub("junk") + "/file") << "x"; }
+  std::string error;
+  EXPECT_EQ(RocksKvStore::open(tmp.sub("junk"), {}, &error), nullptr);
+  EXPECT_NE(error.find("holds no RocksDB store"), std::string::npos) << error;
+  { std::ofstream(tmp.sub("file")) << "x"; }
+  EXPECT_EQ(RocksKvStore::open(tmp.sub("file"), {}, &error), nullptr);
+  EXPECT_NE(error.find("not a directory"), std::string::npos) << error;
+}
+
+}  // namespace
+}  // namespace raftkv::kv
