@@ -40,7 +40,7 @@ struct NodeOptions {
   std::vector<NodeId> voters;
   int tick_ms = 50;
   int heartbeat_ticks = 2;  // 100 ms
-  int election_ticks = 20;  // 1-2 s, as etcd's default
+  int election_ticks = 10;  // 0.5-1 s (etcd: 1-2 s)
   // Compact the log once this many entries were applied since the last snapshot.
   uint64_t snapshot_every = 20000;
   Config raft;  // flow-control knobs; id, voters, election/heartbeat and applied are set here
