@@ -267,7 +267,7 @@ class Runner {
         return finish();
       index = c.rng.below(cfg_.keys);
       if (op == Workload::kMix)
-        op = c.rng.unit() < cfg_.read_ratio ? Workload::kGet : Workload::kPut;
+        op = c.rng.chance(cfg_.read_ratio) ? Workload::kGet : Workload::kPut;
     }
     format_key(index, c.key.data(), c.key.size());
     // Each callback captures one pointer: std::function keeps it inline.

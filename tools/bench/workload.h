@@ -5,29 +5,13 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "raft/core/random.h"
+
 namespace raftkv::bench {
 
-// splitmix64: small state, fast, good enough to pick keys and operations.
-class Rng {
- public:
-  explicit Rng(uint64_t seed) : state_(seed) {}
-  uint64_t next() {
-    uint64_t z = (state_ += 0x9e3779b97f4a7c15ULL);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-    return z ^ (z >> 31);
-  }
-  // Uniform in [0, n) for n >= 1 (Lemire's multiply-shift; the bias is below
-  // n / 2^64).
-  uint64_t below(uint64_t n) {
-    return static_cast<uint64_t>((static_cast<unsigned __int128>(next()) * n) >> 64);
-  }
-  // Uniform in [0, 1).
-  double unit() { return static_cast<double>(next() >> 11) * 0x1.0p-53; }
-
- private:
-  uint64_t state_;
-};
+// The core's splitmix64 generator: small state, fast, good enough to pick
+// keys and operations.
+using Rng = raft::Rng;
 
 // Decimal digits of n (1 for 0).
 inline size_t decimal_digits(uint64_t n) {
