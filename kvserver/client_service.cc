@@ -51,7 +51,8 @@ class ClientService::Impl::Connection : public std::enable_shared_from_this<Conn
         id_(id),
         socket_(std::move(socket)),
         decoder_(std::move(decoder)),
-        peer_(raft::remote_address(socket_)) {}
+        peer_(raft::remote_address(socket_)),
+        expiry_(service_->io) {}
 
   void start() {
     socket_.set_option(asio::ip::tcp::no_delay(true));
@@ -64,6 +65,7 @@ class ClientService::Impl::Connection : public std::enable_shared_from_this<Conn
     closed_ = true;
     asio::error_code ec;
     socket_.close(ec);
+    expiry_.cancel();
     service_->connections.erase(id_);
   }
 
@@ -73,7 +75,7 @@ class ClientService::Impl::Connection : public std::enable_shared_from_this<Conn
   struct Pending {
     uint64_t request_id;
     bool replied = false;
-    std::unique_ptr<asio::steady_timer> timer;
+    std::chrono::steady_clock::time_point deadline;
   };
 
   void read() {
@@ -140,25 +142,49 @@ class ClientService::Impl::Connection : public std::enable_shared_from_this<Conn
   std::shared_ptr<Pending> begin(uint64_t request_id) {
     auto p = std::make_shared<Pending>();
     p->request_id = request_id;
+    p->deadline = std::chrono::steady_clock::now() + service_->opts.request_timeout;
     ++inflight_;
-    p->timer = std::make_unique<asio::steady_timer>(service_->io, service_->opts.request_timeout);
-    p->timer->async_wait([self = shared_from_this(), p](const asio::error_code& ec) {
-      if (ec || p->replied) return;
-      ClientReply r;
-      r.request_id = p->request_id;
-      r.status = ReplyStatus::kTimeout;
-      r.message =
-          "not applied in time; the outcome is unknown: retry with the same sequence number";
-      self->finish(*p, r);
-    });
+    by_deadline_.push_back(p);
+    arm_expiry();
     return p;
+  }
+
+  // One timer per connection, not per request: every request has the same
+  // timeout, so arrival order is deadline order and the timer only needs to
+  // wait for the oldest request not yet answered.
+  void arm_expiry() {
+    drop_answered();
+    if (expiry_armed_ || closed_ || by_deadline_.empty()) return;
+    expiry_armed_ = true;
+    expiry_.expires_at(by_deadline_.front()->deadline);
+    expiry_.async_wait([self = shared_from_this()](const asio::error_code& ec) {
+      self->expiry_armed_ = false;
+      if (ec || self->closed_) return;
+      const auto now = std::chrono::steady_clock::now();
+      while (!self->by_deadline_.empty() && self->by_deadline_.front()->deadline <= now) {
+        std::shared_ptr<Pending> p = std::move(self->by_deadline_.front());
+        self->by_deadline_.pop_front();
+        ClientReply r;
+        r.request_id = p->request_id;
+        r.status = ReplyStatus::kTimeout;
+        r.message =
+            "not applied in time; the outcome is unknown: retry with the same sequence number";
+        self->finish(*p, r);
+      }
+      self->arm_expiry();
+    });
+  }
+
+  void drop_answered() {
+    while (!by_deadline_.empty() && by_deadline_.front()->replied)
+      by_deadline_.pop_front();
   }
 
   void finish(Pending& p, const ClientReply& r) {
     if (p.replied) return;
     p.replied = true;
     --inflight_;
-    p.timer->cancel();
+    drop_answered();
     send(r);
   }
 
@@ -270,6 +296,10 @@ class ClientService::Impl::Connection : public std::enable_shared_from_this<Conn
   bool writing_ = false;
   std::string outbox_;   // replies waiting for the write in flight
   std::string sending_;  // the write in flight
+  // Requests in arrival (= deadline) order; answered ones leave from the front.
+  std::deque<std::shared_ptr<Pending>> by_deadline_;
+  asio::steady_timer expiry_;
+  bool expiry_armed_ = false;
 };
 
 ClientService::ClientService(asio::io_context& io, ClientServiceOptions options,

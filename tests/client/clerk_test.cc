@@ -250,6 +250,28 @@ TEST(Clerk, ASilentServerMakesAWriteOutcomeUnknownAtTheDeadline) {
   EXPECT_LT(std::chrono::steady_clock::now() - started, std::chrono::seconds(30));
 }
 
+// The server answers a write it could not commit within --request-timeout-ms
+// with "timeout" (its per-connection expiry), and the clerk reports the
+// outcome as unknown. Long election timeouts keep the stalled leader leading.
+TEST(Clerk, ALeaderThatCannotCommitAnswersTimeoutAndTheOutcomeIsUnknown) {
+  ProcessCluster cluster(3, {"--tick-ms", "20", "--election-ticks", "100", "--heartbeat-ticks", "2",
+                             "--request-timeout-ms", "300"});
+  cluster.start_all();
+  int leader = cluster.wait_for_leader(60000);
+  ASSERT_NE(leader, 0);
+  for (int id = 1; id <= 3; ++id)
+    if (id != leader) cluster.signal(id, SIGSTOP);
+  Clerk clerk(
+      Options{.endpoints = {cluster.endpoint(leader)}, .timeout = std::chrono::milliseconds(2000)});
+  Status s = clerk.put("k", "v");
+  for (int id = 1; id <= 3; ++id)
+    if (id != leader) cluster.signal(id, SIGCONT);
+  ASSERT_FALSE(s.ok());
+  EXPECT_EQ(s.error().code, Code::kTimeout) << s.error().message;
+  EXPECT_TRUE(s.error().outcome_unknown());
+  EXPECT_NE(s.error().message.find("not applied in time"), std::string::npos) << s.error().message;
+}
+
 TEST(Clerk, DestroyingTheClerkCompletesEveryCallInFlight) {
   SilentServer silent;
   std::atomic<int> completed{0}, unknown{0};
