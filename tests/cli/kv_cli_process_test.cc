@@ -70,42 +70,6 @@ bool fits(std::string_view text, std::string_view pattern) {
   return t == text.size();
 }
 
-// An endpoint nobody listens on: connections are refused at once.
-std::string dead_endpoint() {
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
-  socklen_t len = sizeof a;
-  ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
-  ::close(fd);
-  return fmt::format("127.0.0.1:{}", ntohs(a.sin_port));
-}
-
-// A listener that never accepts: the kernel completes connections and takes
-// the request bytes, but no reply ever comes, so a write's fate is unknown.
-class SilentServer {
- public:
-  SilentServer() {
-    fd_ = ::socket(AF_INET, SOCK_STREAM, 0);
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    ::bind(fd_, reinterpret_cast<sockaddr*>(&a), sizeof a);
-    ::listen(fd_, 64);
-    socklen_t len = sizeof a;
-    ::getsockname(fd_, reinterpret_cast<sockaddr*>(&a), &len);
-    endpoint_ = fmt::format("127.0.0.1:{}", ntohs(a.sin_port));
-  }
-  ~SilentServer() { ::close(fd_); }
-  const std::string& endpoint() const { return endpoint_; }
-
- private:
-  int fd_ = -1;
-  std::string endpoint_;
-};
-
 // The leader named by the last prompt in `text`, or "" when there is none.
 std::string last_prompt(const std::string& text) {
   size_t end = text.rfind(")> ");

@@ -64,41 +64,6 @@ std::map<std::string, int> tokens(const std::string& value) {
   return out;
 }
 
-// A TCP port that accepts connections and never answers: a stuck server.
-class SilentServer {
- public:
-  SilentServer() {
-    fd_ = ::socket(AF_INET, SOCK_STREAM, 0);
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    EXPECT_EQ(::bind(fd_, reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
-    EXPECT_EQ(::listen(fd_, 16), 0);
-    socklen_t len = sizeof a;
-    ::getsockname(fd_, reinterpret_cast<sockaddr*>(&a), &len);
-    port_ = ntohs(a.sin_port);
-  }
-  ~SilentServer() { ::close(fd_); }
-  std::string endpoint() const { return fmt::format("127.0.0.1:{}", port_); }
-
- private:
-  int fd_;
-  int port_;
-};
-
-// A loopback port with nothing listening.
-std::string dead_endpoint() {
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
-  socklen_t len = sizeof a;
-  ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
-  ::close(fd);
-  return fmt::format("127.0.0.1:{}", ntohs(a.sin_port));
-}
-
 TEST(Clerk, AsyncAppendsPipelinedOnOneConnectionAreEachAppliedExactlyOnce) {
   ProcessCluster cluster(3, kFastTimers);
   cluster.start_all();

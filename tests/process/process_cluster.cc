@@ -182,4 +182,33 @@ int run_server(const std::vector<std::string>& args, std::string* output, int ti
   return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
 }
 
+namespace {
+// Binds a loopback socket to a kernel-chosen port; returns its endpoint.
+std::string bind_loopback(int fd) {
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
+  socklen_t len = sizeof a;
+  ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
+  return fmt::format("127.0.0.1:{}", ntohs(a.sin_port));
+}
+}  // namespace
+
+std::string dead_endpoint() {
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  std::string endpoint = bind_loopback(fd);
+  ::close(fd);
+  return endpoint;
+}
+
+SilentServer::SilentServer() : fd_(::socket(AF_INET, SOCK_STREAM, 0)) {
+  endpoint_ = bind_loopback(fd_);
+  ::listen(fd_, 64);
+}
+
+SilentServer::~SilentServer() {
+  ::close(fd_);
+}
+
 }  // namespace raftkv::test

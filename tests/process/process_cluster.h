@@ -47,6 +47,24 @@ class ProcessCluster {
   std::vector<std::string> extra_args_;
 };
 
+// A loopback endpoint nobody listens on: connections are refused at once.
+std::string dead_endpoint();
+
+// A listener that never accepts: the kernel completes connections and takes
+// the request bytes, but no reply ever comes (a stuck server).
+class SilentServer {
+ public:
+  SilentServer();
+  ~SilentServer();
+  SilentServer(const SilentServer&) = delete;
+  SilentServer& operator=(const SilentServer&) = delete;
+  const std::string& endpoint() const { return endpoint_; }
+
+ private:
+  int fd_ = -1;
+  std::string endpoint_;
+};
+
 // Runs the server binary with `args`; returns its exit status and its
 // output (stdout and stderr together).
 int run_server(const std::vector<std::string>& args, std::string* output, int timeout_ms = 10000);
