@@ -549,7 +549,7 @@ struct Clerk::Impl {
   }
 
   Error deadline_error(const Call& call) const {
-    if (call.pinned) return Error{Code::kTimeout, fmt::format("no reply before the deadline")};
+    if (call.pinned) return Error{Code::kTimeout, "no reply before the deadline"};
     if (call.maybe_applied) {
       return Error{Code::kTimeout,
                    fmt::format("deadline passed; the write may or may not have been applied "
@@ -564,8 +564,11 @@ struct Clerk::Impl {
     stopped = true;
     retry_timer.cancel();
     sweep_timer.cancel();
-    for (auto& c : conns)
+    for (auto& c : conns) {
       c->close();
+      c->queued.clear();  // every call is finished below
+      c->in_flight.clear();
+    }
     while (!calls.empty()) {
       Call* call = calls.begin()->second.get();
       if (call->where == Call::Where::kInFlight && call->is_write) call->maybe_applied = true;
