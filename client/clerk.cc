@@ -18,6 +18,7 @@
 #include <asio.hpp>
 
 #include "raft/core/raft.h"
+#include "raft/node/transport_internal.h"
 #include "schema/convert.h"
 
 namespace raftkv::client {
@@ -111,19 +112,15 @@ struct Clerk::Impl {
       state = State::kConnecting;
       ++generation_;
       decoder_ = wire::FrameDecoder();
-      const std::string& ep = impl_.opts.endpoints[endpoint];
-      size_t colon = ep.rfind(':');
-      if (colon == std::string::npos) return fail(fmt::format("{}: not HOST:PORT", ep));
-      std::string host = ep.substr(0, colon), port = ep.substr(colon + 1);
-      if (host.size() > 2 && host.front() == '[' && host.back() == ']')
-        host = host.substr(1, host.size() - 2);
+      std::optional<raft::HostPort> hp = raft::split_host_port(name());
+      if (!hp) return fail(fmt::format("{}: not HOST:PORT", name()));
       connect_timer_.expires_after(impl_.attempt_budget);
       connect_timer_.async_wait([self = shared_from_this(), g = generation_](asio::error_code ec) {
         if (!ec && self->generation_ == g && self->state == State::kConnecting)
           self->fail(fmt::format("{}: connect timed out", self->name()));
       });
       resolver_.async_resolve(
-          host, port,
+          hp->host, hp->port,
           [self = shared_from_this(), g = generation_](
               const asio::error_code& ec, asio::ip::tcp::resolver::results_type results) {
             if (self->generation_ != g) return;
