@@ -24,11 +24,6 @@ inline void put_bytes(std::string& out, std::string_view b) {
   put_u32(out, static_cast<uint32_t>(b.size()));
   out.append(b);
 }
-// Overwrites 8 bytes at `pos` (a count written before it was known).
-inline void patch_u64(std::string& out, size_t pos, uint64_t v) {
-  for (int i = 0; i < 8; ++i)
-    out[pos + i] = static_cast<char>(v >> (8 * i));
-}
 
 // Reads untrusted bytes; every read is bounds-checked.
 class Reader {

@@ -174,32 +174,58 @@ std::unique_ptr<KvStore> make_memory_kv_store() {
   return std::make_unique<MemoryKvStore>();
 }
 
-raft::Bytes KvStateMachine::encode_image(const KvView& view) {
+void KvStateMachine::write_image(const KvView& view, raft::ImageOut& out) {
   KvMeta meta = view.meta();
-  std::string out(kMagic);
-  codec::put_u64(out, meta.applied.value);
-  codec::put_u64(out, meta.log_time_ms);
-  codec::put_u64(out, meta.next_expiry_ms);
-  // Counts are patched in once known: a RocksDB view is walked only once.
-  size_t nkeys_at = out.size();
-  codec::put_u64(out, 0);
+  std::string rec(kMagic);
+  codec::put_u64(rec, meta.applied.value);
+  codec::put_u64(rec, meta.log_time_ms);
+  codec::put_u64(rec, meta.next_expiry_ms);
+  // Counts are filled in once known: a RocksDB view is walked only once.
+  auto count_placeholder = [&] {
+    uint64_t at = out.size() + rec.size();
+    codec::put_u64(rec, 0);
+    out.append(rec);
+    rec.clear();
+    return at;
+  };
+  auto fill_count = [&](uint64_t at, uint64_t n) {
+    std::string v;
+    codec::put_u64(v, n);
+    out.overwrite(at, v);
+  };
+  uint64_t nkeys_at = count_placeholder();
   uint64_t nkeys = 0;
   view.for_each_key([&](std::string_view k, std::string_view v) {
-    codec::put_bytes(out, k);
-    codec::put_bytes(out, v);
+    rec.clear();
+    codec::put_bytes(rec, k);
+    codec::put_bytes(rec, v);
+    out.append(rec);
     ++nkeys;
   });
-  codec::patch_u64(out, nkeys_at, nkeys);
-  size_t nsessions_at = out.size();
-  codec::put_u64(out, 0);
+  rec.clear();
+  fill_count(nkeys_at, nkeys);
+  uint64_t nsessions_at = count_placeholder();
   uint64_t nsessions = 0;
   view.for_each_session([&](uint64_t c, const Session& s) {
-    codec::put_u64(out, c);
-    codec::put_session(out, s);
+    rec.clear();
+    codec::put_u64(rec, c);
+    codec::put_session(rec, s);
+    out.append(rec);
     ++nsessions;
   });
-  codec::patch_u64(out, nsessions_at, nsessions);
-  return raft::Bytes(std::move(out));
+  fill_count(nsessions_at, nsessions);
+}
+
+raft::Bytes KvStateMachine::encode_image(const KvView& view) {
+  class StringOut final : public raft::ImageOut {
+   public:
+    void append(std::string_view b) override { s.append(b); }
+    void overwrite(uint64_t at, std::string_view b) override { s.replace(at, b.size(), b); }
+    uint64_t size() const override { return s.size(); }
+    std::string s;
+  } out;
+  write_image(view, out);
+  return raft::Bytes(std::move(out.s));
 }
 
 KvStateMachine::KvStateMachine() : KvStateMachine(make_memory_kv_store()) {}
@@ -333,9 +359,10 @@ raft::Index KvStateMachine::pinned_index() const {
   return pinned_ ? pinned_->meta().applied : raft::Index(0);
 }
 
-raft::Bytes KvStateMachine::pinned_image() const {
-  RAFTKV_CHECK_MSG(pinned_ != nullptr, "pinned_image() before checkpoint()");
-  return encode_image(*pinned_);
+raft::ImageWriter KvStateMachine::pinned_image_writer() const {
+  RAFTKV_CHECK_MSG(pinned_ != nullptr, "pinned_image_writer() before checkpoint()");
+  // Holds the view: a later checkpoint() re-pins without disturbing it.
+  return [view = pinned_](raft::ImageOut& out) { write_image(*view, out); };
 }
 
 bool KvStateMachine::restore(const raft::Snapshot& snap, std::string* error) {

@@ -60,7 +60,7 @@ class KvStateMachine final : public raft::StateMachine {
   bool durable() const override { return store_->durable(); }
   void checkpoint() override;
   raft::Index pinned_index() const override;
-  raft::Bytes pinned_image() const override;
+  raft::ImageWriter pinned_image_writer() const override;
 
   std::optional<std::string> get(std::string_view key) const;
   // The reply recorded for (client, seq), if seq is the client's latest
@@ -74,7 +74,8 @@ class KvStateMachine final : public raft::StateMachine {
   size_t key_count() const { return store_->key_count(); }
   size_t session_count() const { return store_->session_count(); }
 
-  // Encodes a view as an RKV1 image.
+  // Writes a view as an RKV1 image, or encodes it in memory.
+  static void write_image(const KvView& view, raft::ImageOut& out);
   static raft::Bytes encode_image(const KvView& view);
 
  private:

@@ -17,19 +17,19 @@ RaftLog::RaftLog(const LogReader& storage, Index applied) : storage_(storage) {
 }
 
 Index RaftLog::first_index() const {
-  return snapshot_ ? snapshot_->meta.index + 1 : storage_.first_index();
+  return snapshot_ ? snapshot_->index + 1 : storage_.first_index();
 }
 
 Index RaftLog::last_index() const {
   if (!unstable_.empty()) return unstable_.back().index;
-  if (snapshot_) return snapshot_->meta.index;
+  if (snapshot_) return snapshot_->index;
   return storage_.last_index();
 }
 
 std::optional<Term> RaftLog::term(Index i) const {
   if (snapshot_) {
-    if (i == snapshot_->meta.index) return snapshot_->meta.term;
-    if (i < snapshot_->meta.index) return std::nullopt;
+    if (i == snapshot_->index) return snapshot_->term;
+    if (i < snapshot_->index) return std::nullopt;
   }
   if (i >= offset_) {
     if (i > unstable_last()) return std::nullopt;
@@ -130,14 +130,14 @@ bool RaftLog::maybe_commit(Index i, Term current_term) {
   return false;
 }
 
-void RaftLog::restore(Snapshot snap) {
-  Index i = snap.meta.index;
+void RaftLog::restore(const SnapshotMeta& meta) {
+  Index i = meta.index;
   RAFTKV_CHECK(i > committed_);
   unstable_.clear();
   offset_ = i + 1;
   in_progress_ = offset_;
   committed_ = i;
-  snapshot_ = std::move(snap);
+  snapshot_ = meta;
   snapshot_in_progress_ = false;
 }
 
@@ -149,12 +149,12 @@ std::vector<Entry> RaftLog::take_unpersisted() {
   return out;
 }
 
-std::optional<Snapshot> RaftLog::take_snapshot() {
+std::optional<SnapshotMeta> RaftLog::take_snapshot() {
   if (!has_snapshot_to_hand_out()) return std::nullopt;
   snapshot_in_progress_ = true;
   // The application installs the snapshot into its state machine instead of
   // applying the entries it covers.
-  applying_ = std::max(applying_, snapshot_->meta.index);
+  applying_ = std::max(applying_, snapshot_->index);
   return snapshot_;
 }
 
@@ -184,7 +184,7 @@ void RaftLog::stable_to(Index i, Term t) {
 }
 
 void RaftLog::stable_snapshot_to(Index i) {
-  if (snapshot_ && snapshot_->meta.index == i) {
+  if (snapshot_ && snapshot_->index == i) {
     RAFTKV_CHECK(snapshot_in_progress_);
     snapshot_.reset();
     snapshot_in_progress_ = false;

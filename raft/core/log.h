@@ -44,13 +44,13 @@ class RaftLog {
   // the current term.
   bool maybe_commit(Index i, Term current_term);
   // Replaces the log with a snapshot's state (the follower lacked its last entry).
-  void restore(Snapshot snap);
+  void restore(const SnapshotMeta& meta);
 
   // --- Ready support -------------------------------------------------------
   // Unstable entries not yet handed to the application; marks them in progress.
   std::vector<Entry> take_unpersisted();
   bool has_unpersisted() const { return in_progress_ <= unstable_last(); }
-  std::optional<Snapshot> take_snapshot();
+  std::optional<SnapshotMeta> take_snapshot();
   bool has_snapshot_to_hand_out() const { return snapshot_.has_value() && !snapshot_in_progress_; }
   // Committed entries not yet handed out for apply, limited to entries that
   // are durable or already handed out for persisting (the application
@@ -63,7 +63,8 @@ class RaftLog {
   void applied_to(Index i);
 
   // The latest snapshot in storage, for a follower behind the compacted prefix.
-  Snapshot storage_snapshot() const { return storage_.snapshot(); }
+  // nullopt while the application prepares it.
+  std::optional<Snapshot> storage_snapshot() const { return storage_.snapshot(); }
 
   Index committed() const { return committed_; }
   Index applied() const { return applied_; }
@@ -84,7 +85,7 @@ class RaftLog {
   Index applying_;  // last index handed out for apply
   Index applied_;
   // Unstable snapshot, if any, and whether it was handed out in a Ready.
-  std::optional<Snapshot> snapshot_;
+  std::optional<SnapshotMeta> snapshot_;
   bool snapshot_in_progress_ = false;
   // Invariant: unstable_[k].index == offset_ + k; every index < offset_ is in
   // storage (or in snapshot_).

@@ -44,12 +44,27 @@ void MemoryStorage::append(const std::vector<Entry>& entries) {
   }
 }
 
-void MemoryStorage::apply_snapshot(Snapshot snap) {
-  RAFTKV_CHECK(snap.meta.index >= snapshot_.meta.index);
+void MemoryStorage::persist(const Ready& rd) {
+  for (const SnapshotChunk& c : rd.snapshot_chunks)
+    write_snapshot_chunk(c);
+  if (rd.snapshot) install_snapshot(*rd.snapshot);
+  append(rd.entries);
+  if (rd.hard_state) set_hard_state(*rd.hard_state);
+}
+
+void MemoryStorage::write_snapshot_chunk(const SnapshotChunk& chunk) {
+  if (chunk.offset == 0) incoming_.clear();
+  RAFTKV_CHECK_MSG(chunk.offset == incoming_.size(), "snapshot chunks must arrive in order");
+  incoming_.append(chunk.data.view());
+}
+
+void MemoryStorage::install_snapshot(const SnapshotMeta& meta) {
+  RAFTKV_CHECK(meta.index >= snapshot_.meta.index);
   // The core only installs a snapshot whose last entry its log lacks, so the
   // whole log is discarded (Raft §7); keeping a tail here could resurrect
   // entries the core has already overwritten.
-  snapshot_ = std::move(snap);
+  snapshot_ = Snapshot{meta, Bytes(std::move(incoming_))};
+  incoming_.clear();
   entries_.clear();
 }
 

@@ -5,6 +5,7 @@
 
 #include <deque>
 
+#include "raft/core/ready.h"
 #include "raft/core/storage.h"
 
 namespace raftkv::raft {
@@ -15,7 +16,7 @@ class MemoryStorage final : public LogReader {
 
   HardState hard_state() const override { return hard_state_; }
   SnapshotMeta snapshot_meta() const override { return snapshot_.meta; }
-  Snapshot snapshot() const override { return snapshot_; }
+  std::optional<Snapshot> snapshot() const override { return snapshot_; }
   Index first_index() const override { return snapshot_.meta.index + 1; }
   Index last_index() const override { return snapshot_.meta.index + entries_.size(); }
   std::optional<Term> term(Index i) const override;
@@ -25,8 +26,14 @@ class MemoryStorage final : public LogReader {
   // Appends entries, first discarding any stored suffix at or after
   // entries.front().index. Invariant: entries.front().index <= last_index() + 1.
   void append(const std::vector<Entry>& entries);
-  // Replaces everything with a snapshot received from the leader.
-  void apply_snapshot(Snapshot snap);
+  // Writes the storage half of a Ready (ready.h, step 2): its snapshot
+  // chunks, its snapshot, entries and hard state.
+  void persist(const Ready& rd);
+  // Continues (offset > 0) or starts (offset 0) the incoming snapshot image.
+  void write_snapshot_chunk(const SnapshotChunk& chunk);
+  // Replaces everything with a snapshot received from the leader, whose
+  // image is the incoming image.
+  void install_snapshot(const SnapshotMeta& meta);
   // Takes a snapshot of the state machine at `index` (which must be in the
   // log) and discards the log prefix it covers.
   void compact(Index index, Bytes data);
@@ -36,6 +43,7 @@ class MemoryStorage final : public LogReader {
  private:
   HardState hard_state_;
   Snapshot snapshot_;
+  std::string incoming_;  // the snapshot image being received
   // Invariant: entries_[k].index == snapshot_.meta.index + 1 + k.
   std::deque<Entry> entries_;
 };

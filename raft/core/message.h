@@ -14,20 +14,38 @@ namespace raftkv::raft {
 
 // Bytes: an immutable, shared byte string. A client command is encoded once
 // and then travels by reference count into the log, to peers and into apply;
-// it is never copied or re-encoded on the way.
+// it is never copied or re-encoded on the way. A Bytes may also view memory
+// that something else owns (a slice of another Bytes, a mapped file): the
+// owner lives as long as any Bytes that views it.
 class Bytes {
  public:
   Bytes() = default;
-  explicit Bytes(std::string s) : buf_(std::make_shared<const std::string>(std::move(s))) {}
+  explicit Bytes(std::string s) {
+    auto buf = std::make_shared<const std::string>(std::move(s));
+    view_ = *buf;
+    owner_ = std::move(buf);
+  }
   explicit Bytes(std::string_view s) : Bytes(std::string(s)) {}
+  // A view of `view`, which `owner` keeps valid.
+  static Bytes viewing(std::shared_ptr<const void> owner, std::string_view view) {
+    Bytes b;
+    b.owner_ = std::move(owner);
+    b.view_ = view;
+    return b;
+  }
 
-  std::string_view view() const { return buf_ ? std::string_view(*buf_) : std::string_view(); }
-  size_t size() const { return buf_ ? buf_->size() : 0; }
-  bool empty() const { return size() == 0; }
+  std::string_view view() const { return view_; }
+  size_t size() const { return view_.size(); }
+  bool empty() const { return view_.empty(); }
+  // [offset, offset + len) of this, sharing its owner (no copy).
+  Bytes slice(size_t offset, size_t len) const {
+    return viewing(owner_, view_.substr(offset, len));
+  }
   bool operator==(const Bytes& o) const { return view() == o.view(); }
 
  private:
-  std::shared_ptr<const std::string> buf_;
+  std::shared_ptr<const void> owner_;
+  std::string_view view_;
 };
 
 enum class EntryType : uint8_t {

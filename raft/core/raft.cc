@@ -63,7 +63,7 @@ void Raft::reset(Term term) {
   uncommitted_bytes_ = 0;
   fail_all_reads();
   incoming_snapshot_.reset();
-  incoming_data_.clear();
+  incoming_bytes_ = 0;
 }
 
 void Raft::reset_election_timeout() {
@@ -399,15 +399,15 @@ void Raft::handle_snapshot_chunk(const Message& m) {
   if (meta.index <= log_.committed()) {
     // We already have everything it covers.
     incoming_snapshot_.reset();
-    incoming_data_.clear();
+    incoming_bytes_ = 0;
     r.index = log_.committed();
     send(std::move(r));
     return;
   }
-  bool have_transfer = incoming_snapshot_ && incoming_snapshot_->meta == meta;
+  bool have_transfer = incoming_snapshot_ == meta;
   if (!have_transfer && m.snapshot_offset == 0) {
-    incoming_snapshot_ = Snapshot{meta, {}};
-    incoming_data_.clear();
+    incoming_snapshot_ = meta;
+    incoming_bytes_ = 0;
     have_transfer = true;
   }
   r.snapshot_ack = true;
@@ -421,25 +421,28 @@ void Raft::handle_snapshot_chunk(const Message& m) {
   }
   // Chunks are taken strictly in order; a duplicate (offset below what we
   // hold, e.g. a delayed chunk 0) or a chunk after a gap changes nothing.
-  bool in_sequence = m.snapshot_offset == incoming_data_.size();
-  if (in_sequence) incoming_data_.append(m.snapshot_data.view());
+  // The ack goes out after the Ready that carries the chunk is written.
+  bool in_sequence = m.snapshot_offset == incoming_bytes_;
+  if (in_sequence) {
+    chunks_out_.push_back(SnapshotChunk{meta, m.snapshot_offset, m.snapshot_data});
+    incoming_bytes_ += m.snapshot_data.size();
+  }
   if (!in_sequence || !m.snapshot_done) {
-    r.snapshot_offset = incoming_data_.size();
+    r.snapshot_offset = incoming_bytes_;
     send(std::move(r));
     return;
   }
   r.snapshot_ack = false;
   r.snapshot = {};
-  Snapshot snap{meta, Bytes(std::move(incoming_data_))};
   incoming_snapshot_.reset();
-  incoming_data_.clear();
+  incoming_bytes_ = 0;
   if (log_.match_term(meta.index, meta.term)) {
     // Our log already holds the snapshot's last entry: keep the log and just
     // learn the commit index (Raft §7, "retain log entries following it").
     log_.commit_to(meta.index);
     r.index = log_.last_index();
   } else {
-    log_.restore(std::move(snap));
+    log_.restore(meta);
     voters_ = meta.voters;
     r.index = meta.index;
   }
@@ -663,7 +666,15 @@ bool Raft::send_append(NodeId to, bool allow_empty) {
   std::optional<Term> prev_term = log_.term(prev);
   if (!prev_term) {
     // The entries the follower needs are compacted: Raft §7.
-    pr.become_snapshot(log_.storage_snapshot());
+    std::optional<Snapshot> snap = log_.storage_snapshot();
+    if (!snap) {
+      // The application is still writing the image: probe again at the
+      // follower's next heartbeat response, which asks for it anew.
+      pr.become_probe();
+      pr.probe_sent = true;
+      return false;
+    }
+    pr.become_snapshot(std::move(*snap));
     send_snapshot_chunks(to, pr);
     return false;
   }
@@ -705,7 +716,7 @@ void Raft::send_snapshot_chunks(NodeId to, Progress& pr) {
     m.to = to;
     m.snapshot = pr.snapshot.meta;
     m.snapshot_offset = pr.snapshot_sent;
-    m.snapshot_data = Bytes(pr.snapshot.data.view().substr(pr.snapshot_sent, len));
+    m.snapshot_data = pr.snapshot.data.slice(pr.snapshot_sent, len);
     m.snapshot_done = pr.snapshot_sent + len == total;
     pr.snapshot_sent += len;
     pr.snapshot_final_sent = m.snapshot_done;
@@ -777,8 +788,8 @@ bool Raft::has_ready() const {
   if (SoftState{leader_, role_, term_} != prev_soft_) return true;
   if (HardState{term_, vote_, log_.committed()} != prev_hard_) return true;
   return !msgs_.empty() || !msgs_after_persist_.empty() || !read_states_.empty() ||
-         !failed_reads_.empty() || log_.has_unpersisted() || log_.has_snapshot_to_hand_out() ||
-         log_.has_committed_to_hand_out();
+         !failed_reads_.empty() || !chunks_out_.empty() || log_.has_unpersisted() ||
+         log_.has_snapshot_to_hand_out() || log_.has_committed_to_hand_out();
 }
 
 Ready Raft::ready() {
@@ -789,6 +800,8 @@ Ready Raft::ready() {
   HardState hard{term_, vote_, log_.committed()};
   bool vote_changed = hard.term != prev_hard_.term || hard.vote != prev_hard_.vote;
   if (hard != prev_hard_) rd.hard_state = prev_hard_ = hard;
+  rd.snapshot_chunks = std::move(chunks_out_);
+  chunks_out_.clear();
   rd.snapshot = log_.take_snapshot();
   rd.entries = log_.take_unpersisted();
   rd.committed_entries = log_.take_committed(config_.max_apply_bytes);
@@ -805,9 +818,9 @@ Ready Raft::ready() {
 }
 
 void Raft::advance(const Ready& rd) {
-  if (rd.snapshot) on_snapshot_persisted(rd.snapshot->meta.index);
+  if (rd.snapshot) on_snapshot_persisted(rd.snapshot->index);
   if (!rd.entries.empty()) on_persisted(rd.entries.back().index, rd.entries.back().term);
-  if (rd.snapshot) on_applied(rd.snapshot->meta.index);
+  if (rd.snapshot) on_applied(rd.snapshot->index);
   if (!rd.committed_entries.empty()) on_applied(rd.committed_entries.back().index);
 }
 

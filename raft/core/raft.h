@@ -173,9 +173,12 @@ class Raft {
   bool read_round_pending_ = false;  // reads wait for a round not yet sent
   std::map<NodeId, uint64_t> read_acks_;
 
-  // Follower: the snapshot being received in chunks.
-  std::optional<Snapshot> incoming_snapshot_;
-  std::string incoming_data_;
+  // Follower: the snapshot being received in chunks, and how many of its
+  // bytes were accepted (handed to the application in snapshot_chunks; the
+  // core keeps none of them).
+  std::optional<SnapshotMeta> incoming_snapshot_;
+  uint64_t incoming_bytes_ = 0;
+  std::vector<SnapshotChunk> chunks_out_;
 
   // Output not yet handed out.
   std::vector<Message> msgs_;

@@ -2,9 +2,12 @@
 // application to persist, send and apply. The contract, in order:
 //   1. `messages` may be sent at once (the leader's replication traffic; its
 //      own disk write runs in parallel, Thesis §10.2.1).
-//   2. Write `snapshot`, then `entries` (truncating any stored suffix at or
-//      after entries.front().index), then `hard_state`, atomically; fsync if
-//      must_sync.
+//   2. Write `snapshot_chunks` to the incoming snapshot image, in order (a
+//      chunk at offset 0 starts a new image, discarding any partial one;
+//      the others continue it). Then write `snapshot`, whose image is the
+//      incoming image as it now stands, then `entries` (truncating any
+//      stored suffix at or after entries.front().index), then `hard_state`,
+//      atomically; fsync if must_sync.
 //   3. Only then send `persisted_messages` (votes and acks promise durable
 //      state; Raft Figure 2, Thesis §3.8).
 //   4. Install `snapshot` into the state machine, then apply
@@ -35,10 +38,23 @@ struct ReadState {
   Index index;
 };
 
+// One chunk of a snapshot arriving from the leader (Raft §7), accepted in
+// order: its offset is the size of the incoming image so far.
+struct SnapshotChunk {
+  SnapshotMeta meta;
+  uint64_t offset = 0;
+  Bytes data;
+};
+
 struct Ready {
   std::optional<SoftState> soft_state;
   std::optional<HardState> hard_state;
-  std::optional<Snapshot> snapshot;
+  // A complete snapshot received from the leader. The core never holds its
+  // image: that is the incoming image assembled from snapshot_chunks (of
+  // this Ready and earlier ones), so a snapshot larger than memory streams
+  // through to the application's disk.
+  std::vector<SnapshotChunk> snapshot_chunks;
+  std::optional<SnapshotMeta> snapshot;
   std::vector<Entry> entries;
   std::vector<Entry> committed_entries;
   std::vector<ReadState> read_states;

@@ -17,7 +17,9 @@ class LogReader {
   virtual HardState hard_state() const = 0;
   virtual SnapshotMeta snapshot_meta() const = 0;
   // The latest snapshot, with its data, for sending to a lagging follower.
-  virtual Snapshot snapshot() const = 0;
+  // nullopt while the application is still preparing its image (the core
+  // asks again at the follower's next heartbeat response).
+  virtual std::optional<Snapshot> snapshot() const = 0;
   // Invariant: first_index() == snapshot_meta().index + 1.
   virtual Index first_index() const = 0;
   // Invariant: last_index() >= snapshot_meta().index; equal when the log is empty.

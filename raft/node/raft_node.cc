@@ -9,6 +9,7 @@
 #include "raft/node/group_commit.h"
 #include "raft/node/log_line.h"
 #include "raft/node/rocks_log_store.h"
+#include "raft/node/snapshot_files.h"
 #include "raft/node/transport.h"
 
 namespace raftkv::raft {
@@ -25,10 +26,13 @@ constexpr size_t kMaxWritesInFlight = 8;
 // (equal, except after a restart, when the pin is the persisted state). A
 // newer snapshot serves a follower as well as the stored one would: it holds
 // only applied, hence committed, state, and our log has the term of its
-// index and the entries after it (pinned <= applied <= last index).
+// index and the entries after it (pinned <= applied <= last index). Its
+// image is written to a file in the background; until it is complete the
+// core is told "not yet" and asks again later.
 class CoreStorage final : public LogReader {
  public:
-  CoreStorage(const RocksLogStore& store, const StateMachine& sm) : store_(store), sm_(sm) {}
+  CoreStorage(const RocksLogStore& store, const StateMachine& sm, SnapshotFiles& files)
+      : store_(store), sm_(sm), files_(files) {}
   HardState hard_state() const override { return store_.hard_state(); }
   SnapshotMeta snapshot_meta() const override { return store_.snapshot_meta(); }
   Index first_index() const override { return store_.first_index(); }
@@ -37,21 +41,29 @@ class CoreStorage final : public LogReader {
   std::vector<Entry> entries(Index lo, Index hi, size_t max_bytes) const override {
     return store_.entries(lo, hi, max_bytes);
   }
-  Snapshot snapshot() const override {
-    Snapshot snap = store_.snapshot();
+  std::optional<Snapshot> snapshot() const override {
+    Snapshot snap = *store_.snapshot();
     if (!sm_.durable() || !snap.data.empty() || snap.meta.index == Index(0)) return snap;
     Index pinned = sm_.pinned_index();
     std::optional<Term> term = store_.term(pinned);
     RAFTKV_CHECK_MSG(pinned >= snap.meta.index && term,
                      "the state machine's pinned view is behind the compacted log");
-    // Still one Bytes in memory: the core sends it in chunks from there.
-    return Snapshot{SnapshotMeta{pinned, *term, snap.meta.voters}, sm_.pinned_image()};
+    std::optional<Bytes> image =
+        files_.outgoing(pinned, [this] { return sm_.pinned_image_writer(); });
+    if (!image) return std::nullopt;
+    return Snapshot{SnapshotMeta{pinned, *term, snap.meta.voters}, std::move(*image)};
   }
 
  private:
   const RocksLogStore& store_;
   const StateMachine& sm_;
+  SnapshotFiles& files_;
 };
+
+[[noreturn]] void fatal(const std::string& what) {
+  log_line("raft", "FATAL: " + what);
+  std::abort();
+}
 }  // namespace
 
 struct RaftNode::Impl {
@@ -63,7 +75,8 @@ struct RaftNode::Impl {
         committer(gc),
         sm(s),
         transport(t),
-        core_storage(st, s),
+        files(o.snapshot_dir.empty() ? st.dir() + "/snapshots" : o.snapshot_dir),
+        core_storage(st, s, files),
         ticker(io_) {}
 
   asio::io_context& io;
@@ -72,6 +85,7 @@ struct RaftNode::Impl {
   GroupCommitter& committer;
   StateMachine& sm;
   Transport& transport;
+  SnapshotFiles files;
   CoreStorage core_storage;
   std::unique_ptr<Raft> raft;
   asio::steady_timer ticker;
@@ -123,7 +137,21 @@ struct RaftNode::Impl {
       // Thesis §10.2.1: replication leaves now, in parallel with our own write.
       if (!rd.messages.empty()) transport.send(std::move(rd.messages));
       rd.messages.clear();
-      WriteRequest req = WriteRequest::from_ready(rd);
+      // Ready step 2 begins with the incoming snapshot image, on disk.
+      for (const SnapshotChunk& c : rd.snapshot_chunks)
+        files.write_chunk(c);
+      rd.snapshot_chunks.clear();
+      Bytes image;
+      if (rd.snapshot) {
+        // Durability rule (Raft §7; thesis §5.1): the received image is
+        // fsynced under its index BEFORE the log store records the snapshot
+        // and drops the log, so a crash leaves it for start() to restore.
+        std::string path = files.seal(rd.snapshot->index);
+        // A durable state machine takes it from the file; otherwise the log
+        // store keeps it as the snapshot's image.
+        if (!sm.durable()) image = map_or_die(path);
+      }
+      WriteRequest req = WriteRequest::from_ready(rd, std::move(image));
       req.sync = rd.must_sync;
       bool inline_done = req.empty() && writes.empty();
       writes.push_back(std::move(rd));
@@ -149,17 +177,11 @@ struct RaftNode::Impl {
     // Raft Figure 2 / Thesis §3.8: votes and acks only after the write above.
     if (!rd.persisted_messages.empty()) transport.send(std::move(rd.persisted_messages));
     if (rd.snapshot) {
-      std::string error;
-      if (!sm.restore(*rd.snapshot, &error)) {
-        log_line("raft", fmt::format("FATAL: cannot install snapshot: {}", error));
-        std::abort();
-      }
-      log_line("raft", fmt::format("snapshot installed at index {} term {}",
-                                   rd.snapshot->meta.index, rd.snapshot->meta.term));
+      install_snapshot(*rd.snapshot);
       // Waiters at or below the snapshot never see their entry applied here,
       // but the snapshot may contain it: the outcome is for the state machine
       // to tell, not "lost".
-      while (!proposals.empty() && proposals.begin()->first <= rd.snapshot->meta.index) {
+      while (!proposals.empty() && proposals.begin()->first <= rd.snapshot->index) {
         auto done = std::move(proposals.begin()->second.done);
         proposals.erase(proposals.begin());
         done(Outcome::kCovered);
@@ -194,6 +216,27 @@ struct RaftNode::Impl {
     serve_reads();
     maybe_compact();
     schedule_pump();
+  }
+
+  static Bytes map_or_die(const std::string& path) {
+    std::string error;
+    std::optional<Bytes> image = map_file(path, &error);
+    if (!image) fatal("cannot read a received snapshot image: " + error);
+    return std::move(*image);
+  }
+
+  // Restores a snapshot received from the leader (its log store record is
+  // durable) from its installed image file.
+  void install_snapshot(const SnapshotMeta& meta) {
+    std::string error;
+    if (!sm.restore(Snapshot{meta, map_or_die(files.installed_path(meta.index))}, &error)) {
+      fatal("cannot install snapshot: " + error);
+    }
+    // The state machine holds the image durably now (for one that is not
+    // durable, the log store does): the file may go.
+    if (sm.durable()) sm.checkpoint();
+    files.remove_installed(meta.index);
+    log_line("raft", fmt::format("snapshot installed at index {} term {}", meta.index, meta.term));
   }
 
   void serve_reads() {
@@ -271,13 +314,20 @@ struct RaftNode::Impl {
     Index applied = sm.applied_index();
     SnapshotMeta meta = store.snapshot_meta();
     if (applied < meta.index) {
-      Snapshot snap = store.snapshot();
+      Snapshot snap = *store.snapshot();
       if (snap.data.empty()) {
-        *error = fmt::format(
-            "the state is at index {}, behind the log's snapshot at {}, whose image only the "
-            "state held: the state directory was lost or damaged",
-            applied, meta.index);
-        return false;
+        // The log store records a received snapshot whose image only the
+        // installed file holds (see pump()): the install was interrupted.
+        std::string why;
+        std::optional<Bytes> image = map_file(files.installed_path(meta.index), &why);
+        if (!image) {
+          *error = fmt::format(
+              "the state is at index {}, behind the log's snapshot at {}, whose image only the "
+              "state held: the state directory was lost or damaged ({})",
+              applied, meta.index, why);
+          return false;
+        }
+        snap.data = std::move(*image);
       }
       if (!sm.restore(snap, error)) return false;
       log_line("raft", fmt::format("state restored from the stored snapshot at index {} (it was "
@@ -291,7 +341,8 @@ struct RaftNode::Impl {
                            store.last_index());
       return false;
     }
-    sm.checkpoint();  // pins the view CoreStorage::snapshot() serves
+    sm.checkpoint();                            // pins the view CoreStorage::snapshot() serves
+    files.remove_installed(Index(UINT64_MAX));  // the state holds them durably now
     log_line("raft",
              fmt::format("state recovered at index {}; replaying the log after it", applied));
     return true;
@@ -357,8 +408,9 @@ bool RaftNode::start(std::string* error) {
   if (m.sm.durable()) {
     if (!m.recover_durable_state(error)) return false;
   } else {
-    Snapshot snap = m.store.snapshot();
+    Snapshot snap = *m.store.snapshot();
     if (snap.meta.index > Index(0) && !m.sm.restore(snap, error)) return false;
+    m.files.remove_installed(Index(UINT64_MAX));  // the log store holds the image
   }
   Config cfg = m.opts.raft;
   cfg.id = m.opts.id;

@@ -43,6 +43,9 @@ struct NodeOptions {
   int election_ticks = 10;  // 0.5-1 s (etcd: 1-2 s)
   // Compact the log once this many entries were applied since the last snapshot.
   uint64_t snapshot_every = 20000;
+  // Where snapshot images are written and received (snapshot_files.h);
+  // empty: <log store dir>/snapshots.
+  std::string snapshot_dir;
   Config raft;  // flow-control knobs; id, voters, election/heartbeat and applied are set here
 };
 

@@ -93,9 +93,9 @@ codec::Decoded<std::string> read_snapshot_data(rocksdb::DB* db, rocksdb::ColumnF
 
 }  // namespace
 
-WriteRequest WriteRequest::from_ready(const Ready& rd) {
+WriteRequest WriteRequest::from_ready(const Ready& rd, Bytes snapshot_image) {
   WriteRequest req;
-  req.snapshot = rd.snapshot;
+  if (rd.snapshot) req.snapshot = Snapshot{*rd.snapshot, std::move(snapshot_image)};
   req.entries = rd.entries;
   req.hard_state = rd.hard_state;
   req.sync = rd.must_sync;
@@ -538,7 +538,7 @@ std::optional<Term> RocksLogStore::term(Index i) const {
   return s.terms[i - s.first_index()];
 }
 
-Snapshot RocksLogStore::snapshot() const {
+std::optional<Snapshot> RocksLogStore::snapshot() const {
   codec::SnapshotRecord rec;
   DbSnapshot db_snap;
   {

@@ -58,7 +58,9 @@ struct WriteRequest {
   bool sync = true;
 
   bool empty() const { return !snapshot && entries.empty() && !hard_state; }
-  static WriteRequest from_ready(const Ready& rd);
+  // `snapshot_image`: the image of rd.snapshot (the Ready carries only its
+  // meta; the node assembles the image from the Ready's chunks).
+  static WriteRequest from_ready(const Ready& rd, Bytes snapshot_image = {});
 };
 
 struct RocksLogStoreOptions {
@@ -137,7 +139,8 @@ class RocksLogStore final : public LogReader {
   // LogReader; any thread.
   HardState hard_state() const override;
   SnapshotMeta snapshot_meta() const override;
-  Snapshot snapshot() const override;
+  // Always has a value.
+  std::optional<Snapshot> snapshot() const override;
   Index first_index() const override;
   Index last_index() const override;
   std::optional<Term> term(Index i) const override;

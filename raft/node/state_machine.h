@@ -2,11 +2,26 @@
 // RaftNode. All calls come from the node's Raft thread, in log order.
 #pragma once
 
+#include <cstdint>
+#include <functional>
 #include <string>
+#include <string_view>
 
 #include "raft/core/message.h"
 
 namespace raftkv::raft {
+
+// Receives an image as a state machine writes it, piece by piece (to a file,
+// so an image may be larger than memory).
+class ImageOut {
+ public:
+  virtual ~ImageOut() = default;
+  virtual void append(std::string_view bytes) = 0;
+  // Replaces bytes appended earlier, at `offset` (a count known at the end).
+  virtual void overwrite(uint64_t offset, std::string_view bytes) = 0;
+  virtual uint64_t size() const = 0;
+};
+using ImageWriter = std::function<void(ImageOut& out)>;
 
 class StateMachine {
  public:
@@ -35,17 +50,21 @@ class StateMachine {
   //     log store's snapshot first only if the state is behind it;
   //   - on compaction, calls checkpoint() and stores NO image in the log
   //     store (an empty snapshot image means "the state machine has it");
-  //   - sends lagging followers pinned_image() for such a snapshot.
+  //   - sends lagging followers the image pinned_image_writer() writes.
   virtual bool durable() const { return false; }
   // durable() only. Makes the state at applied_index() durable (it survives
   // a machine crash) and pins a consistent, unchanging view of it for
-  // pinned_image(), replacing the previous pin. Called once at start and
+  // pinned_image_writer(), replacing the previous pin. Called once at start and
   // before every log compaction: the log may drop entries only once the
   // state that covers them is durable (Raft paper §7, thesis §5.1).
   virtual void checkpoint() {}
-  // The index of the pinned view, and its image (restore() accepts it).
+  // The index of the pinned view, and a function that writes its image
+  // (restore() accepts it). The function holds the view: what it writes does
+  // not change when checkpoint() pins a newer one. It may run on another
+  // thread, concurrently with every call here, but must not outlive this
+  // state machine.
   virtual Index pinned_index() const { return Index(0); }
-  virtual Bytes pinned_image() const { return Bytes(); }
+  virtual ImageWriter pinned_image_writer() const { return {}; }
 };
 
 }  // namespace raftkv::raft

@@ -5,6 +5,7 @@
 // pinned view; start() restores a state left behind by an interrupted
 // install and refuses a state that does not fit the log.
 #include <chrono>
+#include <fstream>
 #include <functional>
 #include <map>
 
@@ -63,9 +64,9 @@ class CountingSm final : public raft::StateMachine {
     kv_.checkpoint();
   }
   Index pinned_index() const override { return kv_.pinned_index(); }
-  raft::Bytes pinned_image() const override {
+  raft::ImageWriter pinned_image_writer() const override {
     ++images;
-    return kv_.pinned_image();
+    return kv_.pinned_image_writer();
   }
 
   uint64_t applies = 0, restores = 0, checkpoints = 0;
@@ -216,7 +217,7 @@ TEST(RaftNodeStateTest, RestartReplaysOnlyTheLogAfterTheState) {
     put_keys(io, {&n}, 1, 130);
     applied = n.applied();
     // Compaction stored no image: the state holds it.
-    raft::Snapshot snap = n.store->snapshot();
+    raft::Snapshot snap = *n.store->snapshot();
     EXPECT_GE(snap.meta.index, Index(100));
     EXPECT_TRUE(snap.data.empty());
     EXPECT_GE(n.sm->checkpoints, 3u);  // start + two compactions
@@ -301,6 +302,54 @@ TEST(RaftNodeStateTest, StateBehindAnInstalledSnapshotIsRestored) {
   EXPECT_EQ(n.kv->snapshot(), model.snapshot());
 }
 
+// A crash after a follower's log store recorded a snapshot received from
+// the leader but before its durable state had restored it: the log store
+// holds no image (the state machine was to), the fsynced received image
+// does, and start() restores from it, then removes it.
+TEST(RaftNodeStateTest, ReceivedImageIsRestoredFromItsFileAfterACrash) {
+  TempDir tmp;
+  testing::WorkloadOptions wo;
+  wo.entries = 40;
+  auto es = testing::make_workload(62, wo);
+  KvStateMachine model;
+  for (const auto& e : es)
+    testing::apply_one(model, e);
+  std::string error;
+  std::string image_path = tmp.sub("n1") + "/snapshots/installed-40.img";
+  {
+    raft::RocksLogStoreOptions so;
+    so.cluster_id = 1;
+    so.node_id = NodeId(1);
+    so.initial_voters = {NodeId(1)};
+    auto opened = raft::RocksLogStore::open(tmp.sub("n1"), so);
+    ASSERT_TRUE(opened.ok()) << opened.error;
+    raft::WriteRequest req;
+    req.snapshot = raft::Snapshot{{Index(40), Term(1), {NodeId(1)}}, raft::Bytes()};
+    req.hard_state = raft::HardState{Term(1), NodeId(0), Index(40)};
+    opened.store->write(req);
+    KvStateMachine sm(RocksKvStore::open(tmp.sub("n1") + "/state", {}, &error));
+    for (uint64_t i = 1; i <= 10; ++i)
+      sm.apply(es[i - 1]);
+    sm.applied_batch_done();
+    fs::create_directories(tmp.sub("n1") + "/snapshots");
+    std::ofstream(image_path, std::ios::binary) << model.snapshot().view();
+  }
+  asio::io_context io;
+  {
+    Node n(io, NodeId(1), {NodeId(1)}, tmp.sub("n1"), 0);
+    ASSERT_TRUE(n.start({}, &error)) << error;
+    EXPECT_EQ(n.sm->restores, 1u);
+    EXPECT_EQ(n.applied(), Index(40));
+    EXPECT_EQ(n.kv->snapshot(), model.snapshot());
+    EXPECT_FALSE(fs::exists(image_path)) << "the state holds it durably now";
+  }
+  // And the restored state is durable: the next start restores nothing.
+  Node n(io, NodeId(1), {NodeId(1)}, tmp.sub("n1"), 0);
+  ASSERT_TRUE(n.start({}, &error)) << error;
+  EXPECT_EQ(n.sm->restores, 0u);
+  EXPECT_EQ(n.kv->snapshot(), model.snapshot());
+}
+
 TEST(RaftNodeStateTest, StateThatDoesNotFitTheLogIsRefused) {
   TempDir tmp;
   asio::io_context io;
@@ -360,7 +409,7 @@ TEST(RaftNodeStateTest, LaggingFollowerCatchesUpFromThePinnedView) {
   put_keys(io, all, 1, 200);
   Node* l = leader_of(all);
   ASSERT_NE(l, nullptr);
-  raft::Snapshot stored = l->store->snapshot();
+  raft::Snapshot stored = *l->store->snapshot();
   ASSERT_GE(stored.meta.index, Index(120));
   EXPECT_TRUE(stored.data.empty());
 
@@ -371,6 +420,16 @@ TEST(RaftNodeStateTest, LaggingFollowerCatchesUpFromThePinnedView) {
   EXPECT_GE(n3.store->snapshot_meta().index, stored.meta.index);
   EXPECT_GE(l->sm->images, 1u);
   expect_keys(*n3.kv, 1, 200);
+  // The received image was removed once the state held it; the leader's
+  // outgoing image was unlinked as soon as it was mapped.
+  auto files_in = [](const std::string& dir) {
+    std::vector<std::string> names;
+    for (const auto& e : fs::directory_iterator(dir))
+      names.push_back(e.path().filename().string());
+    return names;
+  };
+  EXPECT_EQ(files_in(tmp.sub("n3") + "/snapshots"), std::vector<std::string>{});
+  EXPECT_EQ(files_in(l->dir() + "/snapshots"), std::vector<std::string>{});
 
   // Node 2 restarts from its own directory while the others go on.
   nodes[1]->shut();

@@ -41,9 +41,7 @@ struct TestNode {
     while (raft->has_ready()) {
       Ready rd = raft->ready();
       out.insert(out.end(), rd.messages.begin(), rd.messages.end());
-      if (rd.snapshot) disk.apply_snapshot(*rd.snapshot);
-      disk.append(rd.entries);
-      if (rd.hard_state) disk.set_hard_state(*rd.hard_state);
+      disk.persist(rd);
       out.insert(out.end(), rd.persisted_messages.begin(), rd.persisted_messages.end());
       raft->advance(rd);
     }
@@ -413,6 +411,11 @@ TEST(RaftPaper, Section7_SnapshotArrivesInChunksAndReplacesTheLog) {
     c.snapshot_done = off + 4 >= image.size();
     f.raft->step(c);
     Ready rd = f.raft->ready();
+    // The core hands each chunk on and keeps none of it.
+    ASSERT_EQ(rd.snapshot_chunks.size(), 1u);
+    EXPECT_EQ(rd.snapshot_chunks[0].offset, off);
+    EXPECT_EQ(rd.snapshot_chunks[0].data.view().data(), c.snapshot_data.view().data());
+    f.disk.persist(rd);
     if (!c.snapshot_done) {
       EXPECT_FALSE(rd.snapshot);
       ASSERT_EQ(rd.persisted_messages.size(), 1u);
@@ -420,9 +423,8 @@ TEST(RaftPaper, Section7_SnapshotArrivesInChunksAndReplacesTheLog) {
       EXPECT_EQ(rd.persisted_messages[0].snapshot_offset, off + 4);
     } else {
       ASSERT_TRUE(rd.snapshot);
-      EXPECT_EQ(rd.snapshot->data.view(), image);
-      EXPECT_EQ(rd.snapshot->meta, meta);
-      f.disk.apply_snapshot(*rd.snapshot);
+      EXPECT_EQ(*rd.snapshot, meta);
+      EXPECT_EQ(f.disk.snapshot()->data.view(), image);
       ASSERT_EQ(rd.persisted_messages.size(), 1u);
       EXPECT_EQ(rd.persisted_messages[0].index, Index(20));
     }
@@ -466,7 +468,91 @@ TEST(RaftPaper, Section7_DelayedDuplicateOfFirstChunkDoesNotRestartTheTransfer) 
   ASSERT_EQ(out.size(), 1u);
   EXPECT_EQ(out[0].snapshot_offset, 8u);
   out = chunk(8, "89", true);
-  EXPECT_EQ(f.disk.snapshot().data.view(), "0123456789");
+  EXPECT_EQ(f.disk.snapshot()->data.view(), "0123456789");
+}
+
+// A MemoryStorage whose snapshot image is still being written until `ready`
+// (a production node writes a large image to a file in the background).
+class SlowImageStorage final : public LogReader {
+ public:
+  explicit SlowImageStorage(const MemoryStorage& disk) : disk_(disk) {}
+  HardState hard_state() const override { return disk_.hard_state(); }
+  SnapshotMeta snapshot_meta() const override { return disk_.snapshot_meta(); }
+  std::optional<Snapshot> snapshot() const override {
+    ++asked;
+    if (!ready) return std::nullopt;
+    return disk_.snapshot();
+  }
+  Index first_index() const override { return disk_.first_index(); }
+  Index last_index() const override { return disk_.last_index(); }
+  std::optional<Term> term(Index i) const override { return disk_.term(i); }
+  std::vector<Entry> entries(Index lo, Index hi, size_t max_bytes) const override {
+    return disk_.entries(lo, hi, max_bytes);
+  }
+  bool ready = false;
+  mutable int asked = 0;
+
+ private:
+  const MemoryStorage& disk_;
+};
+
+TEST(RaftPaper, Section7_LeaderWaitsForASnapshotImageThatIsNotReadyYet) {
+  MemoryStorage disk(ids(3));
+  disk.append({entry(1, 1, "a"), entry(2, 1, "b"), entry(3, 1, "c")});
+  disk.set_hard_state({Term(1), kNoNode, Index(3)});
+  disk.compact(Index(3), Bytes(std::string("image@3")));
+  SlowImageStorage storage(disk);
+  Config cfg = plain_config();
+  cfg.id = NodeId(1);
+  cfg.voters = ids(3);
+  Raft r(cfg, storage);
+  auto flush = [&] {
+    std::vector<Message> out;
+    while (r.has_ready()) {
+      Ready rd = r.ready();
+      out.insert(out.end(), rd.messages.begin(), rd.messages.end());
+      disk.persist(rd);
+      out.insert(out.end(), rd.persisted_messages.begin(), rd.persisted_messages.end());
+      r.advance(rd);
+    }
+    return out;
+  };
+  r.campaign_now();
+  flush();
+  r.step(msg(MessageType::kVoteResponse, 2, 1, 2));
+  auto out = flush();
+  ASSERT_EQ(r.role(), Role::kLeader);
+  // Follower 3 has nothing: it rejects the append, and the entries it
+  // needs are compacted.
+  const Message* append = find(out, MessageType::kAppend, 3);
+  ASSERT_NE(append, nullptr);
+  Message reject = msg(MessageType::kAppendResponse, 3, 1, 2);
+  reject.reject = true;
+  reject.index = append->index;
+  reject.reject_hint = Index(0);
+  r.step(reject);
+  out = flush();
+  EXPECT_EQ(find(out, MessageType::kSnapshot, 3), nullptr);
+  EXPECT_EQ(storage.asked, 1);
+  EXPECT_EQ(r.progress(NodeId(3))->state, ProgressState::kProbe);
+  // Not asked again until the follower's next heartbeat response.
+  r.step(reject);
+  flush();
+  EXPECT_EQ(storage.asked, 1);
+  r.step(msg(MessageType::kHeartbeatResponse, 3, 1, 2));
+  out = flush();
+  EXPECT_EQ(storage.asked, 2);
+  EXPECT_EQ(find(out, MessageType::kSnapshot, 3), nullptr);
+  // Once the image is written, the next heartbeat response starts the transfer.
+  storage.ready = true;
+  r.step(msg(MessageType::kHeartbeatResponse, 3, 1, 2));
+  out = flush();
+  const Message* chunk = find(out, MessageType::kSnapshot, 3);
+  ASSERT_NE(chunk, nullptr);
+  EXPECT_EQ(chunk->snapshot.index, Index(3));
+  EXPECT_EQ(chunk->snapshot_data.view(), "image@3");
+  EXPECT_TRUE(chunk->snapshot_done);
+  EXPECT_EQ(r.progress(NodeId(3))->state, ProgressState::kSnapshot);
 }
 
 TEST(RaftCore, SingleNodeCommitsOnlyAfterItsOwnWrite) {

@@ -18,17 +18,48 @@ using raft::Role;
 namespace {
 
 uint64_t fnv(std::string_view s, uint64_t h = 1469598103934665603ULL) {
-  for (unsigned char c : s) h = (h ^ c) * 1099511628211ULL;
+  for (unsigned char c : s)
+    h = (h ^ c) * 1099511628211ULL;
   return h;
 }
 
-void fail(const std::string& what) { throw SimFailure(what); }
+void fail(const std::string& what) {
+  throw SimFailure(what);
+}
 
+}  // namespace
+
+namespace {
+// The core's view of a simulated disk. Like a production node, which writes
+// a snapshot image to a file in the background, it answers "not ready yet"
+// for the image at random (half the time), so the core's retry path runs
+// under every fault the simulator injects.
+class SimReader final : public raft::LogReader {
+ public:
+  SimReader(const raft::MemoryStorage& disk, uint64_t seed) : disk_(disk), rng_(seed) {}
+  raft::HardState hard_state() const override { return disk_.hard_state(); }
+  raft::SnapshotMeta snapshot_meta() const override { return disk_.snapshot_meta(); }
+  std::optional<raft::Snapshot> snapshot() const override {
+    if (rng_.chance(0.5)) return std::nullopt;
+    return disk_.snapshot();
+  }
+  Index first_index() const override { return disk_.first_index(); }
+  Index last_index() const override { return disk_.last_index(); }
+  std::optional<raft::Term> term(Index i) const override { return disk_.term(i); }
+  std::vector<Entry> entries(Index lo, Index hi, size_t max_bytes) const override {
+    return disk_.entries(lo, hi, max_bytes);
+  }
+
+ private:
+  const raft::MemoryStorage& disk_;
+  mutable raft::Rng rng_;
+};
 }  // namespace
 
 struct Cluster::Node {
   NodeId id;
   std::unique_ptr<raft::MemoryStorage> disk;  // survives crashes
+  std::unique_ptr<SimReader> reader;          // the core's view of disk
   std::unique_ptr<raft::Raft> raft;           // null while crashed
   AppliedLog applied;
   std::unique_ptr<raft::StateMachine> sm;  // SimOptions::state_machine; null if unset or crashed
@@ -43,7 +74,8 @@ struct Cluster::Node {
 
 std::string encode_snapshot(const AppliedLog& log) {
   std::string out = fmt::format("{}\n", log.last.value);
-  for (auto& [i, cmd] : log.commands) out += fmt::format("{} {} {}\n", i, cmd.size(), cmd);
+  for (auto& [i, cmd] : log.commands)
+    out += fmt::format("{} {} {}\n", i, cmd.size(), cmd);
   return out;
 }
 
@@ -67,21 +99,24 @@ AppliedLog decode_snapshot(Index index, std::string_view data) {
 
 Cluster::Cluster(SimOptions opts) : opts_(std::move(opts)), rng_(opts_.seed) {
   std::vector<NodeId> voters;
-  for (int i = 1; i <= opts_.nodes; ++i) voters.push_back(NodeId(i));
+  for (int i = 1; i <= opts_.nodes; ++i)
+    voters.push_back(NodeId(i));
   for (NodeId id : voters) {
     auto n = std::make_unique<Node>();
     n->id = id;
     n->disk = std::make_unique<raft::MemoryStorage>(voters);
     nodes_.emplace(id, std::move(n));
   }
-  for (NodeId id : voters) start_node(id);
+  for (NodeId id : voters)
+    start_node(id);
 }
 
 Cluster::~Cluster() = default;
 
 std::vector<NodeId> Cluster::ids() const {
   std::vector<NodeId> out;
-  for (auto& [id, n] : nodes_) out.push_back(id);
+  for (auto& [id, n] : nodes_)
+    out.push_back(id);
   return out;
 }
 
@@ -90,11 +125,21 @@ const raft::Raft& Cluster::raft(NodeId n) const {
   if (!node.raft) fail(fmt::format("node {} is crashed", n));
   return *node.raft;
 }
-const raft::MemoryStorage& Cluster::storage(NodeId n) const { return *nodes_.at(n)->disk; }
-const AppliedLog& Cluster::applied(NodeId n) const { return nodes_.at(n)->applied; }
-raft::StateMachine* Cluster::state_machine(NodeId n) const { return nodes_.at(n)->sm.get(); }
-bool Cluster::alive(NodeId n) const { return nodes_.at(n)->raft != nullptr; }
-bool Cluster::has_unsynced_writes(NodeId n) const { return !nodes_.at(n)->writes.empty(); }
+const raft::MemoryStorage& Cluster::storage(NodeId n) const {
+  return *nodes_.at(n)->disk;
+}
+const AppliedLog& Cluster::applied(NodeId n) const {
+  return nodes_.at(n)->applied;
+}
+raft::StateMachine* Cluster::state_machine(NodeId n) const {
+  return nodes_.at(n)->sm.get();
+}
+bool Cluster::alive(NodeId n) const {
+  return nodes_.at(n)->raft != nullptr;
+}
+bool Cluster::has_unsynced_writes(NodeId n) const {
+  return !nodes_.at(n)->writes.empty();
+}
 
 std::optional<NodeId> Cluster::any_leader() const {
   std::optional<NodeId> best;
@@ -112,7 +157,9 @@ std::vector<uint64_t> Cluster::take_failed_reads(NodeId n) {
   return std::exchange(nodes_.at(n)->failed_reads, {});
 }
 
-void Cluster::hash(uint64_t v) { trace_hash_ = (trace_hash_ ^ v) * 1099511628211ULL; }
+void Cluster::hash(uint64_t v) {
+  trace_hash_ = (trace_hash_ ^ v) * 1099511628211ULL;
+}
 
 void Cluster::start_node(NodeId id) {
   Node& n = *nodes_.at(id);
@@ -122,7 +169,7 @@ void Cluster::start_node(NodeId id) {
   n.failed_reads.clear();
   n.was_leader = false;
   // The state machine restarts from the durable snapshot.
-  raft::Snapshot snap = n.disk->snapshot();
+  raft::Snapshot snap = *n.disk->snapshot();
   if (opts_.state_machine) {
     // kvsim hook: the image is the pluggable state machine's, not an AppliedLog.
     n.sm = opts_.state_machine(id);
@@ -141,7 +188,8 @@ void Cluster::start_node(NodeId id) {
   cfg.voters = ids();
   cfg.applied = n.applied.last;
   cfg.seed = opts_.seed * 1000003 + id.value * 7919 + n.epoch;
-  n.raft = std::make_unique<raft::Raft>(cfg, *n.disk);
+  n.reader = std::make_unique<SimReader>(*n.disk, cfg.seed ^ 0x5EED);
+  n.raft = std::make_unique<raft::Raft>(cfg, *n.reader);
   // Stagger first ticks so nodes are not in lockstep.
   schedule({now_ + 1 + rng_.below(opts_.tick_ms), 0, Event::kTick, id, {}, n.epoch});
 }
@@ -151,7 +199,7 @@ void Cluster::crash(NodeId id) {
   if (!n.raft) return;
   hash(0xC0FFEE + id.value);
   n.raft.reset();
-  n.sm.reset();  // kvsim hook: the state machine is volatile too
+  n.sm.reset();      // kvsim hook: the state machine is volatile too
   n.writes.clear();  // unsynced writes are lost
   n.applied = AppliedLog{};
   ++n.epoch;
@@ -162,14 +210,20 @@ void Cluster::restart(NodeId id) {
   start_node(id);
 }
 
-void Cluster::disconnect(NodeId n) { isolated_.insert(n); }
-void Cluster::connect(NodeId n) { isolated_.erase(n); }
+void Cluster::disconnect(NodeId n) {
+  isolated_.insert(n);
+}
+void Cluster::connect(NodeId n) {
+  isolated_.erase(n);
+}
 
 void Cluster::partition(const std::vector<std::vector<NodeId>>& groups) {
   group_.clear();
-  for (auto& [id, n] : nodes_) group_[id] = -1;
+  for (auto& [id, n] : nodes_)
+    group_[id] = -1;
   for (size_t g = 0; g < groups.size(); ++g)
-    for (NodeId id : groups[g]) group_[id] = static_cast<int>(g);
+    for (NodeId id : groups[g])
+      group_[id] = static_cast<int>(g);
 }
 
 void Cluster::heal() {
@@ -199,8 +253,9 @@ void Cluster::send_all(std::vector<Message>& msgs) {
     if (rng_.chance(opts_.net.drop)) continue;
     int copies = rng_.chance(opts_.net.duplicate) ? 2 : 1;
     for (int c = 0; c < copies; ++c) {
-      uint64_t delay = opts_.net.min_delay +
-                       rng_.below(static_cast<uint64_t>(opts_.net.max_delay - opts_.net.min_delay + 1));
+      uint64_t delay =
+          opts_.net.min_delay +
+          rng_.below(static_cast<uint64_t>(opts_.net.max_delay - opts_.net.min_delay + 1));
       if (rng_.chance(opts_.net.long_delay)) delay = 200 + rng_.below(1800);
       schedule({now_ + delay, 0, Event::kDeliver, m.to, m, 0});
     }
@@ -277,9 +332,7 @@ void Cluster::complete_disk_write(Node& n) {
   while (!n.writes.empty() && n.writes.front().second <= now_) {
     Ready rd = std::move(n.writes.front().first);
     n.writes.pop_front();
-    if (rd.snapshot) n.disk->apply_snapshot(*rd.snapshot);
-    n.disk->append(rd.entries);
-    if (rd.hard_state) n.disk->set_hard_state(*rd.hard_state);
+    n.disk->persist(rd);
     // Durable now: votes and acks may go out (Raft Figure 2).
     send_all(rd.persisted_messages);
     apply(n, rd);
@@ -291,11 +344,12 @@ void Cluster::complete_disk_write(Node& n) {
 void Cluster::apply(Node& n, const Ready& rd) {
   if (rd.snapshot && n.sm) {
     // kvsim hook: install into the pluggable state machine.
-    restore_state_machine(n, *rd.snapshot);
+    // The disk holds the image now: persist() ran first.
+    restore_state_machine(n, *n.disk->snapshot());
     n.applied = AppliedLog{};
-    n.applied.snapshot_index = n.applied.last = rd.snapshot->meta.index;
+    n.applied.snapshot_index = n.applied.last = rd.snapshot->index;
   } else if (rd.snapshot) {
-    n.applied = decode_snapshot(rd.snapshot->meta.index, rd.snapshot->data.view());
+    n.applied = decode_snapshot(rd.snapshot->index, n.disk->snapshot()->data.view());
   }
   for (const Entry& e : rd.committed_entries) {
     if (e.index != n.applied.last + 1) {
@@ -309,12 +363,14 @@ void Cluster::apply(Node& n, const Ready& rd) {
     // entries at one index.
     auto [it, fresh] = applied_.emplace(e.index.value, std::make_pair(e.term.value, cmd));
     if (!fresh && (it->second.first != e.term.value || it->second.second != cmd)) {
-      fail(fmt::format("state machine safety: node {} applied {}/{} '{}' where another applied "
-                       "{}/{} '{}'",
-                       n.id, e.index, e.term, cmd, e.index, it->second.first, it->second.second));
+      fail(
+          fmt::format("state machine safety: node {} applied {}/{} '{}' where another applied "
+                      "{}/{} '{}'",
+                      n.id, e.index, e.term, cmd, e.index, it->second.first, it->second.second));
     }
   }
-  for (const raft::ReadState& rs : rd.read_states) n.read_states.push_back(rs);
+  for (const raft::ReadState& rs : rd.read_states)
+    n.read_states.push_back(rs);
 }
 
 void Cluster::maybe_snapshot(Node& n) {
@@ -462,7 +518,8 @@ uint64_t Cluster::requests_sent() const {
 
 size_t Cluster::max_log_bytes() const {
   size_t m = 0;
-  for (auto& [id, n] : nodes_) m = std::max(m, n->disk->log_bytes());
+  for (auto& [id, n] : nodes_)
+    m = std::max(m, n->disk->log_bytes());
   return m;
 }
 
@@ -492,8 +549,8 @@ void Cluster::observe_leader(const Node& n) {
     if (i < r.log().first_index()) continue;  // covered by its snapshot
     auto t = r.log().term(i);
     if (!t || t->value != te.first) {
-      fail(fmt::format("leader completeness: leader {} (term {}) lacks committed entry {}/{}",
-                       n.id, r.term(), index, te.first));
+      fail(fmt::format("leader completeness: leader {} (term {}) lacks committed entry {}/{}", n.id,
+                       r.term(), index, te.first));
     }
   }
 }
@@ -507,9 +564,10 @@ void Cluster::observe_entries(const Node& n, const std::vector<Entry>& entries) 
     uint64_t data = fnv(e.data.view()) ^ static_cast<uint64_t>(e.type);
     auto [it, fresh] = entry_identity_.emplace(key, std::make_pair(data, 0));
     if (!fresh && it->second.first != data) {
-      fail(fmt::format("log matching: node {} has entry {}/{} with other contents than another "
-                       "node's",
-                       n.id, e.index, e.term));
+      fail(
+          fmt::format("log matching: node {} has entry {}/{} with other contents than another "
+                      "node's",
+                      n.id, e.index, e.term));
     }
     // Predecessor terms are compared where known (not compacted); 0 = unknown.
     std::optional<Term> prev = n.raft->log().term(e.index - 1);

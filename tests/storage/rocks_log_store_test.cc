@@ -37,7 +37,7 @@ TEST(RocksLogStoreTest, NewStoreIsEmptyWithInitialVoters) {
   EXPECT_EQ(store->term(Index(1)), std::nullopt);
   EXPECT_EQ(store->hard_state(), HardState{});
   EXPECT_EQ(store->snapshot_meta().voters, kVoters);
-  EXPECT_TRUE(store->snapshot().data.empty());
+  EXPECT_TRUE(store->snapshot()->data.empty());
   EXPECT_TRUE(store->entries(Index(1), Index(1), 100).empty());
 }
 
@@ -112,7 +112,7 @@ TEST(RocksLogStoreTest, SnapshotInstallDropsTheWholeLog) {
   EXPECT_EQ(store->term(Index(20)), Term(3));
   EXPECT_EQ(store->term(Index(10)), std::nullopt);
   EXPECT_EQ(store->snapshot_meta(), req.snapshot->meta);
-  EXPECT_EQ(store->snapshot().data, req.snapshot->data);
+  EXPECT_EQ(store->snapshot()->data, req.snapshot->data);
   EXPECT_EQ(store->entries(Index(21), Index(23), SIZE_MAX), req.entries);
   EXPECT_EQ(store->hard_state(), *req.hard_state);
 
@@ -133,7 +133,7 @@ TEST(RocksLogStoreTest, LargeSnapshotIsChunkedAndSurvivesRestart) {
   WriteRequest req;
   req.snapshot = Snapshot{SnapshotMeta{Index(5), Term(2), kVoters}, Bytes(image)};
   store->write(req);
-  EXPECT_EQ(store->snapshot().data.view(), image);
+  EXPECT_EQ(store->snapshot()->data.view(), image);
 
   // A smaller snapshot afterwards leaves no stale chunks behind.
   WriteRequest small;
@@ -142,7 +142,7 @@ TEST(RocksLogStoreTest, LargeSnapshotIsChunkedAndSurvivesRestart) {
   std::string dir = store->dir();
   store.reset();
   store = must_open(dir);
-  EXPECT_EQ(store->snapshot().data.view(), "tiny");
+  EXPECT_EQ(store->snapshot()->data.view(), "tiny");
   EXPECT_EQ(store->snapshot_meta(), small.snapshot->meta);
 }
 
@@ -158,7 +158,7 @@ TEST(RocksLogStoreTest, CompactDeletesThePrefixAndMovesFirstIndex) {
   EXPECT_EQ(store->term(Index(7)), Term(1));
   EXPECT_EQ(store->term(Index(6)), std::nullopt);
   EXPECT_EQ(store->snapshot_meta(), (SnapshotMeta{Index(7), Term(1), kVoters}));
-  EXPECT_EQ(store->snapshot().data.view(), "image@7");
+  EXPECT_EQ(store->snapshot()->data.view(), "image@7");
   EXPECT_EQ(store->entries(Index(8), Index(13), SIZE_MAX).size(), 5u);
 
   // The prefix is gone from RocksDB too, not just from the index.
@@ -174,7 +174,7 @@ TEST(RocksLogStoreTest, CompactDeletesThePrefixAndMovesFirstIndex) {
   store.reset();
   store = must_open(dir);
   EXPECT_EQ(store->first_index(), Index(8));
-  EXPECT_EQ(store->snapshot().data.view(), "image@7");
+  EXPECT_EQ(store->snapshot()->data.view(), "image@7");
 }
 
 TEST(RocksLogStoreTest, CompactRefusesWhatItCannotDo) {
@@ -233,7 +233,7 @@ TEST(RocksLogStoreTest, ReopenRecoversEverything) {
   EXPECT_EQ(store->first_index(), Index(11));
   EXPECT_EQ(store->last_index(), Index(40));
   EXPECT_EQ(store->snapshot_meta(), meta);
-  EXPECT_EQ(store->snapshot().data.view(), "img");
+  EXPECT_EQ(store->snapshot()->data.view(), "img");
   EXPECT_EQ(store->hard_state(), *req.hard_state);
   EXPECT_EQ(store->entries(Index(11), Index(41), SIZE_MAX), all);
   for (uint64_t i = 10; i <= 40; ++i)
@@ -333,7 +333,7 @@ TEST(RocksLogStoreTest, WriteGroupEqualsWritingOneByOne) {
     EXPECT_EQ(s->last_index(), Index(9));
     EXPECT_EQ(s->entries(Index(8), Index(10), SIZE_MAX), reqs[3].entries);
     EXPECT_EQ(s->hard_state(), *reqs[1].hard_state);
-    EXPECT_EQ(s->snapshot().data.view(), "s");
+    EXPECT_EQ(s->snapshot()->data.view(), "s");
   }
 }
 
