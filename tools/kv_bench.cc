@@ -185,7 +185,7 @@ class Runner {
     clients_.resize(cfg.clients);  // never resized again: callbacks hold Client*
     for (size_t i = 0; i < clients_.size(); ++i) {
       clients_[i].runner = this;
-      clients_[i].rng = Rng(seed + i * 0x9e3779b97f4a7c15ULL);
+      clients_[i].rng = client_rng(seed, i);
       clients_[i].key.assign(cfg.key_size, 'k');
     }
     active_.store(clients_.size());

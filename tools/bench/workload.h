@@ -13,6 +13,13 @@ namespace raftkv::bench {
 // keys and operations.
 using Rng = raft::Rng;
 
+// Client number `client`'s generator. Independent streams: seeding with
+// seed + client * (the generator's own increment) would make each client's
+// stream the previous one's shifted by one draw (same keys, one step apart).
+inline Rng client_rng(uint64_t seed, uint64_t client) {
+  return Rng(Rng(seed ^ (client * 0xd1342543de82ef95ULL)).next());
+}
+
 // Decimal digits of n (1 for 0).
 inline size_t decimal_digits(uint64_t n) {
   size_t d = 1;
