@@ -19,7 +19,9 @@
 // A file would need temp + fsync + rename + directory fsync ordered before
 // the meta write, and a sweep of orphans after a crash. The price is that a
 // whole snapshot passes through memory in one batch, fine for snapshots of
-// up to a few hundred MB; larger state machines should move to SST ingestion.
+// up to a few hundred MB. raftkv-server's state machine is durable(), so its
+// store keeps only the snapshot meta (an empty image); its images travel as
+// files (snapshot_files.h).
 //
 // Recovery: open() refuses, with a message naming the problem, any directory
 // whose contents it cannot vouch for. It opens RocksDB with paranoid checks,
