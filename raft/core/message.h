@@ -41,6 +41,8 @@ class Bytes {
   Bytes slice(size_t offset, size_t len) const {
     return viewing(owner_, view_.substr(offset, len));
   }
+  // What keeps view() valid (null for an empty Bytes()).
+  const std::shared_ptr<const void>& owner() const { return owner_; }
   bool operator==(const Bytes& o) const { return view() == o.view(); }
 
  private:

@@ -264,6 +264,7 @@ struct RaftNode::Impl {
       } else if (soft.role == Role::kLeader) {
         log_line("raft", fmt::format("lost leadership in term {}; now {} (leader {})", s.term,
                                      to_string(s.role), s.leader));
+        files.forget_outgoing();
       } else {
         log_line("raft",
                  fmt::format("{} in term {}, leader {}", to_string(s.role), s.term, s.leader));

@@ -128,7 +128,7 @@ std::optional<Bytes> map_file(const std::string& path, std::string* error) {
   size_t len = static_cast<size_t>(st.st_size);
   if (len == 0) {
     ::close(fd);
-    return Bytes();
+    return Bytes::viewing(std::make_shared<const char>('\0'), {});  // an owner, as for any file
   }
   void* addr = ::mmap(nullptr, len, PROT_READ, MAP_PRIVATE, fd, 0);
   int mmap_errno = errno;
@@ -158,7 +158,12 @@ struct SnapshotFiles::Impl {
   bool started = false;
   Index index;
   bool running = false;
+  // The written image, held until handed out once, then only watched: its
+  // mapping (and the blocks of its unlinked file) go with the last chunk or
+  // Progress that views it, not with this cache.
   std::optional<Bytes> image;
+  std::weak_ptr<const void> handed_out;
+  std::string_view handed_out_view;
   std::chrono::steady_clock::time_point retry_at;
 
   std::string path(std::string_view name) const { return dir + "/" + std::string(name); }
@@ -293,7 +298,15 @@ std::optional<Bytes> SnapshotFiles::outgoing(Index index,
   {
     std::lock_guard lock(m.mu);
     if (m.started && m.index == index) {
-      if (m.image) return m.image;
+      if (m.image) {
+        Bytes b = std::move(*m.image);
+        m.image.reset();
+        m.handed_out = b.owner();
+        m.handed_out_view = b.view();
+        return b;
+      }
+      if (auto owner = m.handed_out.lock()) return Bytes::viewing(owner, m.handed_out_view);
+      // Failed (or handed out and since released): write it again.
       if (m.running || std::chrono::steady_clock::now() < m.retry_at) return std::nullopt;
     }
   }
@@ -306,11 +319,21 @@ std::optional<Bytes> SnapshotFiles::outgoing(Index index,
     m.index = index;
     m.running = true;
     m.image.reset();
+    m.handed_out.reset();
   }
   log_line("raft",
            fmt::format("writing the snapshot image at index {} for a lagging follower", index));
   m.worker = std::thread([&m, index, write = std::move(write)] { m.write_outgoing(index, write); });
   return std::nullopt;
+}
+
+void SnapshotFiles::forget_outgoing() {
+  Impl& m = *impl_;
+  m.stop_worker();
+  std::lock_guard lock(m.mu);
+  m.started = false;
+  m.image.reset();
+  m.handed_out.reset();
 }
 
 }  // namespace raftkv::raft

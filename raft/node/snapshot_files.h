@@ -63,7 +63,12 @@ class SnapshotFiles {
   // nullopt, and the first call for an index starts writing it with
   // make_writer() on the background thread (abandoning a write for another
   // index). A failed write is logged and retried at a later call.
+  // The image is kept until handed out once; after that it lives as long
+  // as something views it (a chunk, a Progress) and is written again if
+  // asked for once it is gone.
   std::optional<Bytes> outgoing(Index index, const std::function<ImageWriter()>& make_writer);
+  // Stops a write in progress and drops a kept image (leadership lost).
+  void forget_outgoing();
 
  private:
   struct Impl;

@@ -143,6 +143,18 @@ TEST(SnapshotFiles, OutgoingImageIsWrittenInTheBackgroundThenMapped) {
   ASSERT_TRUE(again);
   EXPECT_EQ(again->view().data(), img->view().data());
   EXPECT_EQ(started.load(), 1);
+  // Once nothing views it any more, the mapping is gone (and with it the
+  // unlinked file's blocks); a later request writes the image again.
+  img.reset();
+  again.reset();
+  EXPECT_FALSE(f.outgoing(Index(5), make));
+  ASSERT_TRUE(wait_outgoing(f, Index(5), make));
+  EXPECT_EQ(started.load(), 2);
+  // Leadership lost: a kept image is dropped.
+  f.forget_outgoing();
+  EXPECT_FALSE(f.outgoing(Index(5), make));
+  ASSERT_TRUE(wait_outgoing(f, Index(5), make));
+  EXPECT_EQ(started.load(), 3);
 }
 
 TEST(SnapshotFiles, AWriteForAnOlderIndexIsAbandoned) {
