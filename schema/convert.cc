@@ -603,11 +603,15 @@ Result<ClientRequest> decode_client_request(std::string_view payload) {
                        r->op,         std::string(r->key), std::string(r->value)};
 }
 
+// A reply per request is the hot path's one encode: each thread reuses a
+// builder, so a reply allocates nothing once the builder has grown. One that
+// grew past kKeepReplyBuilderBytes (a large Get) is released after use.
+constexpr size_t kKeepReplyBuilderBytes = size_t{64} << 10;
+
 Status append_client_reply_frame(const ClientReply& reply, std::string* out,
                                  size_t max_frame_bytes) {
-  const size_t value_size = reply.value ? reply.value->size() : 0;
-  FlatBufferBuilder fbb(std::min(
-      value_size + reply.leader_address.size() + reply.message.size() + 256, kFrameBytesCeiling));
+  thread_local FlatBufferBuilder fbb(1024);
+  fbb.Clear();
   // Present-but-empty and absent differ here: an empty value of an existing
   // key versus no such key.
   Offset<ByteVector> value;
@@ -638,7 +642,9 @@ Status append_client_reply_frame(const ClientReply& reply, std::string* out,
   b.add_message(message);
   b.add_node_status(node_status);
   fbb.Finish(b.Finish());
-  return append_frame(PayloadKind::kClientReply, finished(fbb), out, max_frame_bytes);
+  Status st = append_frame(PayloadKind::kClientReply, finished(fbb), out, max_frame_bytes);
+  if (fbb.GetSize() > kKeepReplyBuilderBytes) fbb.Reset();
+  return st;
 }
 
 Result<ClientReply> decode_client_reply(std::string_view payload) {
