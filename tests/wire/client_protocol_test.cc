@@ -212,7 +212,8 @@ TEST(LoggedRequestCodec, RoundTripsRandomRequests) {
 // Logs written before kLoggedRequest existed hold KvCommands; they still apply.
 TEST(LoggedRequestCodec, LogCommandDecoderReadsKvCommands) {
   const KvCommand in{ClientId(1), 2, Op::kAppend, "key", "value", 3};
-  Result<KvCommandRef> out = decode_log_command(encode_kv_command(in).view());
+  const raft::Bytes bytes = encode_kv_command(in);  // the views point into it
+  Result<KvCommandRef> out = decode_log_command(bytes.view());
   ASSERT_TRUE(out.ok()) << out.error().message;
   EXPECT_EQ(from_ref(*out), in);
 }
