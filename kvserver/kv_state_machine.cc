@@ -250,8 +250,8 @@ void KvStateMachine::apply(const raft::Entry& e) {
 }
 
 void KvStateMachine::apply_command(const raft::Entry& e) {
-  auto cmd = wire::decode_kv_command(e.data.view());
-  // The leader only proposes commands it encoded itself, so an undecodable
+  auto cmd = wire::decode_log_command(e.data.view());
+  // The leader only proposes requests it decoded itself, so an undecodable
   // entry means a bug or corruption that the storage checksums missed. Every
   // replica skips it the same way, so state stays identical.
   if (!cmd.ok()) return;
@@ -281,7 +281,7 @@ void KvStateMachine::applied_batch_done() {
   run_open_ = false;
 }
 
-ApplyResult KvStateMachine::execute(const wire::KvCommand& cmd) {
+ApplyResult KvStateMachine::execute(const wire::KvCommandRef& cmd) {
   ApplyResult r;
   switch (cmd.op) {
     case wire::Op::kPut:

@@ -31,6 +31,10 @@
 #include "raft/node/state_machine.h"
 #include "schema/client_protocol.h"
 
+namespace raftkv::wire {
+struct KvCommandRef;
+}
+
 namespace raftkv::kv {
 
 // Documented limits; requests over them are refused with kTooLarge before
@@ -80,7 +84,7 @@ class KvStateMachine final : public raft::StateMachine {
 
  private:
   void apply_command(const raft::Entry& e);
-  ApplyResult execute(const wire::KvCommand& cmd);
+  ApplyResult execute(const wire::KvCommandRef& cmd);
   void expire_sessions();
 
   std::unique_ptr<KvStore> store_;

@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdio>
 #include <cstdlib>
@@ -10,11 +11,11 @@
 #include <filesystem>
 #include <system_error>
 #include <unordered_map>
+#include <vector>
 
 #include <fmt/format.h>
 #include <rocksdb/db.h>
 #include <rocksdb/options.h>
-#include <rocksdb/utilities/write_batch_with_index.h>
 #include <rocksdb/write_batch.h>
 
 #include "kvserver/kv_codec.h"
@@ -49,6 +50,13 @@ std::string data_key(std::string_view key) {
   k.push_back(kDataBegin[0]);
   k.append(key);
   return k;
+}
+
+// data_key() into a reused buffer.
+const std::string& data_key(std::string_view key, std::string* buf) {
+  buf->assign(1, kDataBegin[0]);
+  buf->append(key);
+  return *buf;
 }
 
 std::string session_key(uint64_t client) {
@@ -122,6 +130,124 @@ std::string sync_dir(const std::filesystem::path& dir) {
   return {};
 }
 
+// The writes of the current apply run by RocksDB key, for reads to see
+// before commit() stores them: the latest put or erase of each key. Keys and
+// values are copied into one arena that is reused from run to run, and an
+// open-addressing table of entry numbers indexes them, so once both have
+// grown to a run's size a run allocates nothing. (It replaces a
+// WriteBatchWithIndex, whose skiplist index cost ~5% of a put's samples.)
+class RunOverlay {
+ public:
+  enum class Found { kAbsent, kValue, kErased };
+
+  void put(std::string_view key, std::string_view value) { set(key, value, false); }
+  void erase(std::string_view key) { set(key, {}, true); }
+
+  Found find(std::string_view key, std::string_view* value) const {
+    const Entry* e = lookup(key, std::hash<std::string_view>{}(key));
+    if (e == nullptr) return Found::kAbsent;
+    if (e->erased) return Found::kErased;
+    *value = value_of(*e);
+    return Found::kValue;
+  }
+
+  // Calls f(key, value or nullptr if erased) for the entries in [begin,
+  // end), in key order.
+  template <class F>
+  void for_each_sorted(std::string_view begin, std::string_view end, F f) const {
+    std::vector<const Entry*> in;
+    for (const Entry& e : entries_) {
+      std::string_view k = key_of(e);
+      if (k >= begin && k < end) in.push_back(&e);
+    }
+    std::sort(in.begin(), in.end(),
+              [&](const Entry* a, const Entry* b) { return key_of(*a) < key_of(*b); });
+    for (const Entry* e : in) {
+      std::string_view v = value_of(*e);
+      f(key_of(*e), e->erased ? nullptr : &v);
+    }
+  }
+
+  bool empty() const { return entries_.empty(); }
+
+  void clear() {
+    if (entries_.empty()) return;
+    entries_.clear();
+    std::fill(table_.begin(), table_.end(), kEmpty);
+    // A run of huge values must not pin its arena for good.
+    if (arena_.capacity() > kKeepArenaBytes) std::string().swap(arena_);
+    arena_.clear();
+  }
+
+ private:
+  static constexpr uint32_t kEmpty = UINT32_MAX;
+  static constexpr size_t kKeepArenaBytes = size_t{8} << 20;
+
+  struct Entry {
+    size_t hash;
+    size_t key_at, key_len;
+    size_t value_at, value_len;
+    bool erased;
+  };
+
+  std::string_view key_of(const Entry& e) const { return {arena_.data() + e.key_at, e.key_len}; }
+  std::string_view value_of(const Entry& e) const {
+    return {arena_.data() + e.value_at, e.value_len};
+  }
+
+  // Invariant: table_.size() is 0 or a power of two, at least twice
+  // entries_.size(); each entry's number is in the table exactly once.
+  const Entry* lookup(std::string_view key, size_t hash) const {
+    if (table_.empty()) return nullptr;
+    const size_t mask = table_.size() - 1;
+    for (size_t i = hash & mask;; i = (i + 1) & mask) {
+      uint32_t n = table_[i];
+      if (n == kEmpty) return nullptr;
+      const Entry& e = entries_[n];
+      if (e.hash == hash && key_of(e) == key) return &e;
+    }
+  }
+
+  void set(std::string_view key, std::string_view value, bool erased) {
+    const size_t hash = std::hash<std::string_view>{}(key);
+    Entry* e = const_cast<Entry*>(lookup(key, hash));
+    const size_t value_at = arena_.size();
+    arena_.append(value);  // a replaced value stays in the arena until clear()
+    if (e != nullptr) {
+      e->value_at = value_at;
+      e->value_len = value.size();
+      e->erased = erased;
+      return;
+    }
+    const size_t key_at = arena_.size();
+    arena_.append(key);
+    entries_.push_back(Entry{hash, key_at, key.size(), value_at, value.size(), erased});
+    if (table_.size() < 2 * entries_.size()) {
+      rehash(std::max<size_t>(64, table_.size() * 2));
+    } else {
+      insert(static_cast<uint32_t>(entries_.size() - 1));
+    }
+  }
+
+  void insert(uint32_t n) {
+    const size_t mask = table_.size() - 1;
+    size_t i = entries_[n].hash & mask;
+    while (table_[i] != kEmpty)
+      i = (i + 1) & mask;
+    table_[i] = n;
+  }
+
+  void rehash(size_t size) {
+    table_.assign(size, kEmpty);
+    for (size_t n = 0; n < entries_.size(); ++n)
+      insert(static_cast<uint32_t>(n));
+  }
+
+  std::string arena_;
+  std::vector<Entry> entries_;
+  std::vector<uint32_t> table_;
+};
+
 using DbSnapshot = std::shared_ptr<const rocksdb::Snapshot>;
 
 class RocksView final : public KvView {
@@ -164,10 +290,13 @@ struct RocksKvStore::Impl {
   std::string dir;
   RocksKvStoreOptions options;
   rocksdb::DB* db = nullptr;
-  // The current apply run's writes; reads go through it. overwrite_key:
-  // the latest write of a key wins, as in the DB.
-  rocksdb::WriteBatchWithIndex batch{rocksdb::BytewiseComparator(), 0, /*overwrite_key=*/true};
-  KvMeta meta;  // including uncommitted changes
+  // The current apply run's writes, as commit() stores them, and the same
+  // writes indexed for reads. Invariant: a read through `overlay`, then the
+  // DB, returns what the DB would return after writing `batch`.
+  rocksdb::WriteBatch batch;
+  RunOverlay overlay;
+  std::string key_buf, value_buf;  // reused by writes
+  KvMeta meta;                     // including uncommitted changes
   bool meta_dirty = false;
   // Write-through cache of sessions (uncommitted writes included): one is
   // read for every write, by apply and by the client service. Invariant:
@@ -186,25 +315,51 @@ struct RocksKvStore::Impl {
     delete db;
   }
 
-  bool pending() { return meta_dirty || batch.GetWriteBatch()->Count() > 0; }
+  bool pending() { return meta_dirty || batch.Count() > 0; }
 
   void check(const rocksdb::Status& s, const char* what) const {
     if (!s.ok()) fail_stop(dir, what, s);
   }
 
   std::optional<std::string> read(const std::string& key) {
+    std::string_view mine;
+    switch (overlay.find(key, &mine)) {
+      case RunOverlay::Found::kValue:
+        return std::string(mine);
+      case RunOverlay::Found::kErased:
+        return std::nullopt;
+      case RunOverlay::Found::kAbsent:
+        break;
+    }
     std::string v;
-    rocksdb::Status s = batch.GetFromBatchAndDB(db, rocksdb::ReadOptions(), key, &v);
+    rocksdb::Status s = db->Get(rocksdb::ReadOptions(), key, &v);
     if (s.IsNotFound()) return std::nullopt;
     check(s, "reading");
     return v;
   }
 
+  // Calls f(key, value) for the records in [begin, end) in key order,
+  // uncommitted writes included: the DB's records merged with the overlay's.
+  template <class F>
+  void merged_scan(const char* begin, const char* end, F f) {
+    std::unique_ptr<rocksdb::Iterator> it(db->NewIterator({}));
+    it->Seek(begin);
+    auto db_has = [&] { return it->Valid() && it->key().compare(end) < 0; };
+    overlay.for_each_sorted(begin, end, [&](std::string_view k, const std::string_view* v) {
+      for (; db_has() && it->key().ToStringView() < k; it->Next())
+        f(it->key().ToStringView(), it->value().ToStringView());
+      if (db_has() && it->key().ToStringView() == k) it->Next();  // replaced or erased
+      if (v != nullptr) f(k, *v);
+    });
+    for (; db_has(); it->Next())
+      f(it->key().ToStringView(), it->value().ToStringView());
+    if (!it->status().ok()) fail_stop(dir, "scanning", it->status());
+  }
+
   // Counts the records in [begin, end), uncommitted writes included.
   size_t count(const char* begin, const char* end) {
-    std::unique_ptr<rocksdb::Iterator> it(batch.NewIteratorWithBase(db->NewIterator({})));
     size_t n = 0;
-    scan(dir, it.get(), begin, end, [&](std::string_view, std::string_view) { ++n; });
+    merged_scan(begin, end, [&](std::string_view, std::string_view) { ++n; });
     return n;
   }
 
@@ -307,7 +462,7 @@ KvMeta RocksKvStore::meta() const {
 }
 
 std::optional<std::string> RocksKvStore::get(std::string_view key) const {
-  return impl_->read(data_key(key));
+  return impl_->read(data_key(key, &impl_->key_buf));
 }
 
 std::optional<Session> RocksKvStore::session(uint64_t client) const {
@@ -323,8 +478,7 @@ std::optional<Session> RocksKvStore::session(uint64_t client) const {
 
 void RocksKvStore::for_each_session(const SessionFn& f) const {
   Impl& m = *impl_;
-  std::unique_ptr<rocksdb::Iterator> it(m.batch.NewIteratorWithBase(m.db->NewIterator({})));
-  scan(m.dir, it.get(), kSessionBegin, kSessionEnd, [&](std::string_view k, std::string_view v) {
+  m.merged_scan(kSessionBegin, kSessionEnd, [&](std::string_view k, std::string_view v) {
     std::optional<uint64_t> c = decode_session_key(k);
     if (!c) fail_stop(m.dir, "reading a session key", rocksdb::Status::Corruption("bad key"));
     f(*c, decode_session_value(m.dir, v));
@@ -344,23 +498,35 @@ void RocksKvStore::set_meta(const KvMeta& meta) {
 }
 
 void RocksKvStore::put(std::string_view key, std::string_view value) {
-  impl_->check(impl_->batch.Put(data_key(key), value), "batching a put");
+  Impl& m = *impl_;
+  const std::string& k = data_key(key, &m.key_buf);
+  m.check(m.batch.Put(k, value), "batching a put");
+  m.overlay.put(k, value);
 }
 
 void RocksKvStore::erase(std::string_view key) {
-  impl_->check(impl_->batch.Delete(data_key(key)), "batching a delete");
+  Impl& m = *impl_;
+  const std::string& k = data_key(key, &m.key_buf);
+  m.check(m.batch.Delete(k), "batching a delete");
+  m.overlay.erase(k);
 }
 
 void RocksKvStore::put_session(uint64_t client, const Session& s) {
-  std::string v;
-  codec::put_session(v, s);
-  impl_->check(impl_->batch.Put(session_key(client), v), "batching a session");
-  impl_->sessions.insert_or_assign(client, s);
+  Impl& m = *impl_;
+  const std::string k = session_key(client);
+  m.value_buf.clear();
+  codec::put_session(m.value_buf, s);
+  m.check(m.batch.Put(k, m.value_buf), "batching a session");
+  m.overlay.put(k, m.value_buf);
+  m.sessions.insert_or_assign(client, s);
 }
 
 void RocksKvStore::erase_session(uint64_t client) {
-  impl_->check(impl_->batch.Delete(session_key(client)), "batching a session delete");
-  impl_->sessions.erase(client);
+  Impl& m = *impl_;
+  const std::string k = session_key(client);
+  m.check(m.batch.Delete(k), "batching a session delete");
+  m.overlay.erase(k);
+  m.sessions.erase(client);
 }
 
 void RocksKvStore::commit() {
@@ -370,8 +536,9 @@ void RocksKvStore::commit() {
   // after a crash the store is at some commit, never between two.
   m.check(m.batch.Put(kMetaKey, encode_meta(m.meta, 0)), "batching the meta record");
   // Not synced: durability comes from the Raft log (see the header).
-  m.write(m.batch.GetWriteBatch(), /*sync=*/false, "committing an apply run");
+  m.write(&m.batch, /*sync=*/false, "committing an apply run");
   m.batch.Clear();
+  m.overlay.clear();
   m.meta_dirty = false;
 }
 

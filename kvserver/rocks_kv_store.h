@@ -11,8 +11,9 @@
 //   "d" + key                the value
 //   "s" + u64 BE client id   the session (kv_codec.h put_session)
 //
-// Writes: an apply run goes into a WriteBatchWithIndex (reads see it);
-// commit() writes it, with the meta record, as ONE WriteBatch, without
+// Writes: an apply run goes into a WriteBatch, and into an overlay (a hash
+// table of the run's latest write per key) that reads consult before the DB;
+// commit() writes the batch, with the meta record, as ONE WriteBatch, without
 // syncing the WAL: the Raft log is the durable record, and after a crash
 // the node replays it from the applied index found here. sync() fsyncs the
 // WAL; the node calls it (via KvStateMachine::checkpoint) before compacting

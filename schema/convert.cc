@@ -321,6 +321,8 @@ class AlignedBody {
 
   const uint8_t* data() const { return data_; }
   size_t size() const { return size_; }
+  // The aligned copy, if one was taken; data() stays valid while it lives.
+  std::unique_ptr<uint64_t[]> release_copy() { return std::move(copy_); }
 
  private:
   std::unique_ptr<uint64_t[]> copy_;
@@ -369,6 +371,8 @@ class VerifiedPayload {
 
   const Table& root() const { return *root_; }
   size_t body_size() const { return body_.size(); }
+  // For decoders that return views: root() stays valid while this lives.
+  std::unique_ptr<uint64_t[]> release_copy() { return body_.release_copy(); }
 
  private:
   explicit VerifiedPayload(std::string_view body) : body_(body) {}
@@ -401,6 +405,11 @@ class ByteBudget {
 
 std::string copy_bytes(const ByteVector& v) {
   return std::string(reinterpret_cast<const char*>(v.data()), v.size());
+}
+
+std::string_view view_or_empty(const ByteVector* v) {
+  if (v == nullptr) return {};
+  return {reinterpret_cast<const char*>(v->data()), v->size()};
 }
 
 std::string copy_or_empty(const ByteVector* v) {
@@ -575,21 +584,34 @@ Status append_client_request_frame(const ClientRequest& request, std::string* ou
   return append_frame(PayloadKind::kClientRequest, finished(fbb), out, max_frame_bytes);
 }
 
-Result<ClientRequest> decode_client_request(std::string_view payload) {
+Result<ClientRequestRef> decode_client_request_ref(std::string_view payload) {
   auto verified = VerifiedPayload<fb::ClientRequest>::open(payload, PayloadKind::kClientRequest, 1);
   if (!verified.ok()) return verified.error();
   const fb::ClientRequest& r = verified->root();
   std::optional<Op> op = from_fb(r.op());
   if (!op) return invalid(fmt::format("client request: op {} out of range", raw(r.op())));
-  return ClientRequest{r.request_id(),         ClientId(r.client_id()), r.seq(), *op,
-                       copy_or_empty(r.key()), copy_or_empty(r.value())};
+  // Views, not copies: aliased vectors cost nothing here (no ByteBudget).
+  return ClientRequestRef{
+      r.request_id(),           ClientId(r.client_id()), r.seq(), *op, view_or_empty(r.key()),
+      view_or_empty(r.value()), verified->release_copy()};
 }
+
+Result<ClientRequest> decode_client_request(std::string_view payload) {
+  Result<ClientRequestRef> r = decode_client_request_ref(payload);
+  if (!r.ok()) return r.error();
+  return ClientRequest{r->request_id, r->client_id,        r->seq,
+                       r->op,         std::string(r->key), std::string(r->value)};
+}
+
+// A reply per request is the hot path's one encode: each thread reuses a
+// builder, so a reply allocates nothing once the builder has grown. One that
+// grew past kKeepReplyBuilderBytes (a large Get) is released after use.
+constexpr size_t kKeepReplyBuilderBytes = size_t{64} << 10;
 
 Status append_client_reply_frame(const ClientReply& reply, std::string* out,
                                  size_t max_frame_bytes) {
-  const size_t value_size = reply.value ? reply.value->size() : 0;
-  FlatBufferBuilder fbb(std::min(
-      value_size + reply.leader_address.size() + reply.message.size() + 256, kFrameBytesCeiling));
+  thread_local FlatBufferBuilder fbb(1024);
+  fbb.Clear();
   // Present-but-empty and absent differ here: an empty value of an existing
   // key versus no such key.
   Offset<ByteVector> value;
@@ -620,7 +642,9 @@ Status append_client_reply_frame(const ClientReply& reply, std::string* out,
   b.add_message(message);
   b.add_node_status(node_status);
   fbb.Finish(b.Finish());
-  return append_frame(PayloadKind::kClientReply, finished(fbb), out, max_frame_bytes);
+  Status st = append_frame(PayloadKind::kClientReply, finished(fbb), out, max_frame_bytes);
+  if (fbb.GetSize() > kKeepReplyBuilderBytes) fbb.Reset();
+  return st;
 }
 
 Result<ClientReply> decode_client_reply(std::string_view payload) {
@@ -677,6 +701,69 @@ Result<KvCommand> decode_kv_command(std::string_view payload) {
   if (!op) return invalid(fmt::format("kv command: op {} out of range", raw(c.op())));
   return KvCommand{ClientId(c.client_id()),  c.seq(),         *op, copy_or_empty(c.key()),
                    copy_or_empty(c.value()), c.timestamp_ms()};
+}
+
+// ---------------------------------------------------------------------------
+// Logged requests: u64 LE timestamp_ms | a kClientRequest payload.
+
+namespace {
+
+constexpr size_t kTimestampBytes = 8;
+
+Result<KvCommandRef> decode_logged_request(std::string_view body) {
+  if (body.size() < kTimestampBytes) {
+    return Error{
+        ErrorCode::kTruncated,
+        fmt::format("truncated: logged request of {} bytes has no timestamp", body.size())};
+  }
+  uint64_t timestamp_ms = 0;
+  for (size_t i = 0; i < kTimestampBytes; ++i)
+    timestamp_ms |= uint64_t{static_cast<uint8_t>(body[i])} << (8 * i);
+  Result<ClientRequestRef> r = decode_client_request_ref(body.substr(kTimestampBytes));
+  if (!r.ok()) {
+    return Error{r.error().code, fmt::format("logged request: {}", r.error().message)};
+  }
+  return KvCommandRef{
+      r->client_id, r->seq, r->op, r->key, r->value, timestamp_ms, std::move(r->aligned_copy)};
+}
+
+}  // namespace
+
+raft::Bytes encode_logged_request(std::string_view request_payload, uint64_t timestamp_ms) {
+  std::string out;
+  out.resize(kPayloadHeaderBytes + kTimestampBytes + request_payload.size());
+  char* p = out.data();
+  p[0] = static_cast<char>(kProtocolVersion);
+  p[1] = static_cast<char>(PayloadKind::kLoggedRequest);
+  std::memset(p + 2, 0, kPayloadHeaderBytes - 2);
+  for (size_t i = 0; i < kTimestampBytes; ++i)
+    p[kPayloadHeaderBytes + i] = static_cast<char>(timestamp_ms >> (8 * i));
+  // Requests are padded to 8 bytes (append_payload), so the request's body
+  // stays 8-byte aligned in the entry and decodes in place.
+  std::memcpy(p + kPayloadHeaderBytes + kTimestampBytes, request_payload.data(),
+              request_payload.size());
+  return raft::Bytes(std::move(out));
+}
+
+Result<KvCommandRef> decode_log_command(std::string_view payload) {
+  if (payload.size() >= kPayloadHeaderBytes &&
+      payload[1] == static_cast<char>(PayloadKind::kLoggedRequest)) {
+    Result<std::string_view> body = payload_body(payload, PayloadKind::kLoggedRequest);
+    if (!body.ok()) return body.error();
+    return decode_logged_request(*body);
+  }
+  auto verified = VerifiedPayload<fb::KvCommand>::open(payload, PayloadKind::kKvCommand, 1);
+  if (!verified.ok()) return verified.error();
+  const fb::KvCommand& c = verified->root();
+  std::optional<Op> op = from_fb(c.op());
+  if (!op) return invalid(fmt::format("kv command: op {} out of range", raw(c.op())));
+  return KvCommandRef{ClientId(c.client_id()),
+                      c.seq(),
+                      *op,
+                      view_or_empty(c.key()),
+                      view_or_empty(c.value()),
+                      c.timestamp_ms(),
+                      verified->release_copy()};
 }
 
 }  // namespace raftkv::wire

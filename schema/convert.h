@@ -16,6 +16,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <span>
 #include <string>
 #include <string_view>
@@ -57,13 +58,49 @@ Status append_client_request_frame(const ClientRequest& request, std::string* ou
                                    size_t max_frame_bytes = kMaxFrameBytes);
 Result<ClientRequest> decode_client_request(std::string_view payload);
 
+// A ClientRequest decoded without copying key and value. Invariant: they
+// view the payload given to the decoder, or `aligned_copy` when that payload
+// was not 8-byte aligned; valid while both live.
+struct ClientRequestRef {
+  uint64_t request_id = 0;
+  ClientId client_id;
+  uint64_t seq = 0;
+  Op op = Op::kGet;
+  std::string_view key;
+  std::string_view value;
+  std::unique_ptr<uint64_t[]> aligned_copy;
+};
+Result<ClientRequestRef> decode_client_request_ref(std::string_view payload);
+
 Status append_client_reply_frame(const ClientReply& reply, std::string* out,
                                  size_t max_frame_bytes = kMaxFrameBytes);
 Result<ClientReply> decode_client_reply(std::string_view payload);
 
-// A KvCommand's payload, ready to be proposed as an entry's data. Encoded
-// once by the leader; every replica applies these same bytes.
+// A KvCommand's payload, an entry's data. The server proposes
+// kLoggedRequest entries instead, but logs written before hold these and
+// stay readable (decode_log_command reads both).
 raft::Bytes encode_kv_command(const KvCommand& command);
 Result<KvCommand> decode_kv_command(std::string_view payload);
+
+// A client write as the leader logs it (PayloadKind::kLoggedRequest): the
+// timestamp and the request's payload copied once, not re-encoded. The
+// caller has decoded `request_payload` (decode_client_request_ref) and
+// checked it is a write.
+raft::Bytes encode_logged_request(std::string_view request_payload, uint64_t timestamp_ms);
+
+// A log entry's command, without copying key and value (same lifetime rule
+// as ClientRequestRef). Reads both forms a log may hold, kKvCommand and
+// kLoggedRequest, and verifies either fully; the request_id of a logged
+// request is dropped.
+struct KvCommandRef {
+  ClientId client_id;
+  uint64_t seq = 0;
+  Op op = Op::kPut;
+  std::string_view key;
+  std::string_view value;
+  uint64_t timestamp_ms = 0;
+  std::unique_ptr<uint64_t[]> aligned_copy;
+};
+Result<KvCommandRef> decode_log_command(std::string_view payload);
 
 }  // namespace raftkv::wire

@@ -54,6 +54,10 @@ enum class PayloadKind : uint8_t {
   kClientRequest = 3,  // kv.fbs ClientRequest
   kClientReply = 4,    // kv.fbs ClientReply
   kKvCommand = 5,      // kv.fbs KvCommand; a log entry's data, not sent in frames
+  // A log entry's data, not sent in frames: u64 LE leader timestamp (ms),
+  // then a whole kClientRequest payload (header and body), as the client
+  // sent it. Written instead of kKvCommand since this kind exists.
+  kLoggedRequest = 6,
 };
 
 std::string_view to_string(PayloadKind kind);

@@ -11,6 +11,7 @@
 #include <fmt/format.h>
 
 #include "kvserver/kv_state_machine.h"
+#include "raft/core/check.h"
 #include "raft/core/message.h"
 #include "schema/convert.h"
 
@@ -19,6 +20,17 @@ namespace raftkv::kv::testing {
 inline raft::Entry command_entry(uint64_t index, const wire::KvCommand& c) {
   return raft::Entry{raft::Term(1), raft::Index(index), raft::EntryType::kNormal,
                      wire::encode_kv_command(c)};
+}
+
+// The same command as the leader logs a client's write: the request's
+// payload behind the timestamp (PayloadKind::kLoggedRequest).
+inline raft::Entry logged_entry(uint64_t index, const wire::KvCommand& c, uint64_t request_id) {
+  wire::ClientRequest req{request_id, c.client_id, c.seq, c.op, c.key, c.value};
+  std::string stream;
+  RAFTKV_CHECK(wire::append_client_request_frame(req, &stream).ok());
+  return raft::Entry{raft::Term(1), raft::Index(index), raft::EntryType::kNormal,
+                     wire::encode_logged_request(
+                         std::string_view(stream).substr(wire::kFrameHeaderBytes), c.timestamp_ms)};
 }
 
 // Applies one entry as its own run, as the simulator's nodes do (they

@@ -78,6 +78,12 @@ void decode_everything(std::string_view payload) {
     auto again = decode_kv_command(bytes.view());
     RAFTKV_CHECK(again.ok() && *again == *command);
   }
+  if (auto logged = decode_log_command(payload);
+      logged.ok() && payload[1] == static_cast<char>(PayloadKind::kLoggedRequest)) {
+    // A logged request is its timestamp and the request's bytes, nothing else.
+    raft::Bytes bytes = encode_logged_request(payload.substr(16), logged->timestamp_ms);
+    RAFTKV_CHECK(bytes.view() == payload);
+  }
 }
 
 // Returns false once the decoder has failed.

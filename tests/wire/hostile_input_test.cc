@@ -37,7 +37,7 @@ std::string payload_of(PayloadKind kind, const FlatBufferBuilder& fbb) {
 int decode_with_everything(std::string_view payload) {
   return decode_peer_messages(payload).ok() + decode_handshake(payload).ok() +
          decode_client_request(payload).ok() + decode_client_reply(payload).ok() +
-         decode_kv_command(payload).ok();
+         decode_kv_command(payload).ok() + decode_log_command(payload).ok();
 }
 
 std::string peer_payload(const std::vector<raft::Message>& messages) {
@@ -46,9 +46,9 @@ std::string peer_payload(const std::vector<raft::Message>& messages) {
   return stream.substr(kFrameHeaderBytes);
 }
 
-constexpr PayloadKind kAllKinds[] = {PayloadKind::kPeerMessages, PayloadKind::kHandshake,
+constexpr PayloadKind kAllKinds[] = {PayloadKind::kPeerMessages,  PayloadKind::kHandshake,
                                      PayloadKind::kClientRequest, PayloadKind::kClientReply,
-                                     PayloadKind::kKvCommand};
+                                     PayloadKind::kKvCommand,     PayloadKind::kLoggedRequest};
 
 TEST(HostileInput, VerifierRejectsRandomBodies) {
   for (PayloadKind kind : kAllKinds) {
