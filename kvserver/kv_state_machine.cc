@@ -217,15 +217,9 @@ void KvStateMachine::write_image(const KvView& view, raft::ImageOut& out) {
 }
 
 raft::Bytes KvStateMachine::encode_image(const KvView& view) {
-  class StringOut final : public raft::ImageOut {
-   public:
-    void append(std::string_view b) override { s.append(b); }
-    void overwrite(uint64_t at, std::string_view b) override { s.replace(at, b.size(), b); }
-    uint64_t size() const override { return s.size(); }
-    std::string s;
-  } out;
+  raft::StringImageOut out;
   write_image(view, out);
-  return raft::Bytes(std::move(out.s));
+  return raft::Bytes(std::move(out.data));
 }
 
 KvStateMachine::KvStateMachine() : KvStateMachine(make_memory_kv_store()) {}

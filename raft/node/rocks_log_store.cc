@@ -16,6 +16,7 @@
 #include <rocksdb/write_batch.h>
 
 #include "raft/core/check.h"
+#include "raft/node/fail_stop.h"
 #include "raft/node/rocks_log_store_internal.h"
 #include "raft/node/storage_codec.h"
 
@@ -26,17 +27,6 @@ constexpr char kFormatVersionKey[] = "format_version";
 constexpr char kIdentityKey[] = "identity";
 constexpr char kHardStateKey[] = "hard_state";
 constexpr char kSnapshotMetaKey[] = "snapshot_meta";
-
-// Stops the process after a storage failure. See "Fail-stop" on the class.
-[[noreturn]] void fail_stop(const std::string& what) {
-  std::fprintf(stderr,
-               "raftkv: FATAL storage error: %s\n"
-               "raftkv: stopping: the durable Raft state can no longer be trusted, and "
-               "continuing could acknowledge data that is not on disk\n",
-               what.c_str());
-  std::fflush(stderr);
-  std::abort();
-}
 
 std::string rocks_error(const rocksdb::Status& s) {
   return "RocksDB: " + s.ToString();

@@ -20,6 +20,7 @@
 #include <fmt/format.h>
 
 #include "raft/core/check.h"
+#include "raft/node/fail_stop.h"
 #include "raft/node/log_line.h"
 
 namespace raftkv::raft {
@@ -32,18 +33,6 @@ constexpr std::string_view kIncoming = "incoming.tmp";
 constexpr size_t kWriteBufferBytes = size_t{1} << 20;
 // A failed outgoing write (a full disk, say) is tried again no sooner than this.
 constexpr auto kRetryAfterFailure = std::chrono::seconds(1);
-
-// As in RocksLogStore: after a failed write or fsync the disk's contents are
-// unknown, and acknowledging a chunk or a snapshot could lose it.
-[[noreturn]] void fail_stop(const std::string& what) {
-  std::fprintf(stderr,
-               "raftkv: FATAL storage error: %s\n"
-               "raftkv: stopping: the durable Raft state can no longer be trusted, and "
-               "continuing could acknowledge data that is not on disk\n",
-               what.c_str());
-  std::fflush(stderr);
-  std::abort();
-}
 
 std::string errno_text() {
   return std::strerror(errno);

@@ -23,6 +23,17 @@ class ImageOut {
 };
 using ImageWriter = std::function<void(ImageOut& out)>;
 
+// An ImageOut into memory.
+class StringImageOut final : public ImageOut {
+ public:
+  void append(std::string_view bytes) override { data.append(bytes); }
+  void overwrite(uint64_t offset, std::string_view bytes) override {
+    data.replace(offset, bytes.size(), bytes);
+  }
+  uint64_t size() const override { return data.size(); }
+  std::string data;
+};
+
 class StateMachine {
  public:
   virtual ~StateMachine() = default;

@@ -505,15 +505,9 @@ TEST(KvStateTest, DecodesHandWrittenRkv1) {
 
 // What an ImageWriter writes, in memory.
 raft::Bytes written(const raft::ImageWriter& write) {
-  class StringOut final : public raft::ImageOut {
-   public:
-    void append(std::string_view b) override { s.append(b); }
-    void overwrite(uint64_t at, std::string_view b) override { s.replace(at, b.size(), b); }
-    uint64_t size() const override { return s.size(); }
-    std::string s;
-  } out;
+  raft::StringImageOut out;
   write(out);
-  return raft::Bytes(std::move(out.s));
+  return raft::Bytes(std::move(out.data));
 }
 
 TEST(KvStateTest, PinnedViewStaysAtItsIndex) {

@@ -266,6 +266,28 @@ TEST(RaftNodeStateTest, StateAheadOfTheStoredCommitIndex) {
   EXPECT_LE(n.sm->applies, 5u + 1u);  // the new entries and a no-op, nothing older
 }
 
+// The data dir a crash during a snapshot install leaves: the log store
+// records a snapshot at index 40 (the workload's last entry) with
+// `stored_image`, and the state is still at index 10, from before.
+void leave_an_interrupted_install(const std::string& dir, const std::vector<raft::Entry>& es,
+                                  raft::Bytes stored_image) {
+  raft::RocksLogStoreOptions so;
+  so.cluster_id = 1;
+  so.node_id = NodeId(1);
+  so.initial_voters = {NodeId(1)};
+  auto opened = raft::RocksLogStore::open(dir, so);
+  ASSERT_TRUE(opened.ok()) << opened.error;
+  raft::WriteRequest req;
+  req.snapshot = raft::Snapshot{{Index(40), Term(1), {NodeId(1)}}, std::move(stored_image)};
+  req.hard_state = raft::HardState{Term(1), NodeId(0), Index(40)};
+  opened.store->write(req);
+  std::string error;
+  KvStateMachine sm(RocksKvStore::open(dir + "/state", {}, &error));
+  for (uint64_t i = 1; i <= 10; ++i)
+    sm.apply(es[i - 1]);
+  sm.applied_batch_done();
+}
+
 // A crash after the log store installed a snapshot but before the state
 // machine had restored it: start() restores it from the log store.
 TEST(RaftNodeStateTest, StateBehindAnInstalledSnapshotIsRestored) {
@@ -276,25 +298,9 @@ TEST(RaftNodeStateTest, StateBehindAnInstalledSnapshotIsRestored) {
   KvStateMachine model;
   for (const auto& e : es)
     testing::apply_one(model, e);
-  std::string error;
-  {
-    raft::RocksLogStoreOptions so;
-    so.cluster_id = 1;
-    so.node_id = NodeId(1);
-    so.initial_voters = {NodeId(1)};
-    auto opened = raft::RocksLogStore::open(tmp.sub("n1"), so);
-    ASSERT_TRUE(opened.ok()) << opened.error;
-    raft::WriteRequest req;
-    req.snapshot = raft::Snapshot{{Index(40), Term(1), {NodeId(1)}}, model.snapshot()};
-    req.hard_state = raft::HardState{Term(1), NodeId(0), Index(40)};
-    opened.store->write(req);
-    // The state is at 10, from before the install.
-    KvStateMachine sm(RocksKvStore::open(tmp.sub("n1") + "/state", {}, &error));
-    for (uint64_t i = 1; i <= 10; ++i)
-      sm.apply(es[i - 1]);
-    sm.applied_batch_done();
-  }
+  leave_an_interrupted_install(tmp.sub("n1"), es, model.snapshot());
   asio::io_context io;
+  std::string error;
   Node n(io, NodeId(1), {NodeId(1)}, tmp.sub("n1"), 0);
   ASSERT_TRUE(n.start({}, &error)) << error;
   EXPECT_EQ(n.sm->restores, 1u);
@@ -314,27 +320,12 @@ TEST(RaftNodeStateTest, ReceivedImageIsRestoredFromItsFileAfterACrash) {
   KvStateMachine model;
   for (const auto& e : es)
     testing::apply_one(model, e);
-  std::string error;
+  leave_an_interrupted_install(tmp.sub("n1"), es, raft::Bytes());
   std::string image_path = tmp.sub("n1") + "/snapshots/installed-40.img";
-  {
-    raft::RocksLogStoreOptions so;
-    so.cluster_id = 1;
-    so.node_id = NodeId(1);
-    so.initial_voters = {NodeId(1)};
-    auto opened = raft::RocksLogStore::open(tmp.sub("n1"), so);
-    ASSERT_TRUE(opened.ok()) << opened.error;
-    raft::WriteRequest req;
-    req.snapshot = raft::Snapshot{{Index(40), Term(1), {NodeId(1)}}, raft::Bytes()};
-    req.hard_state = raft::HardState{Term(1), NodeId(0), Index(40)};
-    opened.store->write(req);
-    KvStateMachine sm(RocksKvStore::open(tmp.sub("n1") + "/state", {}, &error));
-    for (uint64_t i = 1; i <= 10; ++i)
-      sm.apply(es[i - 1]);
-    sm.applied_batch_done();
-    fs::create_directories(tmp.sub("n1") + "/snapshots");
-    std::ofstream(image_path, std::ios::binary) << model.snapshot().view();
-  }
+  fs::create_directories(tmp.sub("n1") + "/snapshots");
+  std::ofstream(image_path, std::ios::binary) << model.snapshot().view();
   asio::io_context io;
+  std::string error;
   {
     Node n(io, NodeId(1), {NodeId(1)}, tmp.sub("n1"), 0);
     ASSERT_TRUE(n.start({}, &error)) << error;
