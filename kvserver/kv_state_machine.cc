@@ -2,6 +2,9 @@
 
 #include <algorithm>
 #include <cctype>
+#include <cinttypes>
+#include <cstdio>
+#include <cstdlib>
 #include <map>
 #include <vector>
 
@@ -10,6 +13,7 @@
 #include "kvserver/kv_codec.h"
 #include "raft/core/check.h"
 #include "schema/convert.h"
+#include "schema/frame.h"
 
 namespace raftkv::kv {
 
@@ -109,6 +113,16 @@ class MemoryKvStore final : public KvStore {
   }
   std::shared_ptr<MemState> state_ = std::make_shared<MemState>();
 };
+
+// True if `payload` carries a payload header of a version or kind newer
+// than this build knows (frame.h).
+bool written_by_a_newer_release(std::string_view payload) {
+  if (payload.size() < wire::kPayloadHeaderBytes) return false;
+  auto version = static_cast<uint8_t>(payload[0]);
+  auto kind = static_cast<uint8_t>(payload[1]);
+  return version > wire::kProtocolVersion ||
+         kind > static_cast<uint8_t>(wire::PayloadKind::kLoggedRequest);
+}
 
 // --- the snapshot image ---------------------------------------------------------------
 
@@ -245,10 +259,24 @@ void KvStateMachine::apply(const raft::Entry& e) {
 
 void KvStateMachine::apply_command(const raft::Entry& e) {
   auto cmd = wire::decode_log_command(e.data.view());
-  // The leader only proposes requests it decoded itself, so an undecodable
-  // entry means a bug or corruption that the storage checksums missed. Every
-  // replica skips it the same way, so state stays identical.
-  if (!cmd.ok()) return;
+  if (!cmd.ok()) {
+    // An entry of a newer release (a payload version or kind this build does
+    // not know) must not be skipped: replicas that read it apply it, and
+    // this one would diverge. Stop; an upgraded binary resumes from the log.
+    if (written_by_a_newer_release(e.data.view())) {
+      std::fprintf(stderr,
+                   "raftkv: FATAL: log entry %" PRIu64
+                   " was written by a newer raftkv release (%s); this build cannot apply it "
+                   "and stops rather than diverge: upgrade this node\n",
+                   e.index.value, cmd.error().message.c_str());
+      std::fflush(stderr);
+      std::abort();
+    }
+    // Otherwise the leader only proposes requests it decoded itself, so an
+    // undecodable entry means a bug or corruption that the storage
+    // checksums missed. Every replica skips it the same way.
+    return;
+  }
   meta_.log_time_ms = std::max(meta_.log_time_ms, cmd->timestamp_ms);
   const uint64_t client = cmd->client_id.value;
   std::optional<Session> prior;

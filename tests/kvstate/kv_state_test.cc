@@ -10,6 +10,7 @@
 
 #include "kvserver/kv_codec.h"
 #include "kvserver/rocks_kv_store.h"
+#include "schema/frame.h"
 #include "tests/kvstate/kv_state_test_util.h"
 #include "tests/storage/storage_test_util.h"
 
@@ -560,6 +561,30 @@ TEST(KvStateTest, WaitersOfOneRunFindTheirReplies) {
     EXPECT_EQ(sm->session_reply(wire::ClientId(9), 2), std::nullopt);
     EXPECT_TRUE(sm->already_applied(wire::ClientId(9), 2));
   }
+}
+
+// An entry of a newer release stops the node instead of being skipped
+// (replicas that can read it apply it); a damaged entry of a known version
+// and kind is skipped, by every replica alike.
+TEST(KvStateDeathTest, AnEntryOfANewerReleaseStopsTheNode) {
+  auto entry = [](uint8_t version, uint8_t kind) {
+    std::string payload(8, '\0');
+    payload[0] = static_cast<char>(version);
+    payload[1] = static_cast<char>(kind);
+    payload += "not a flatbuffer";
+    return raft::Entry{raft::Term(1), Index(1), raft::EntryType::kNormal,
+                       raft::Bytes(std::move(payload))};
+  };
+  const auto logged = static_cast<uint8_t>(wire::PayloadKind::kLoggedRequest);
+  EXPECT_DEATH(KvStateMachine().apply(entry(wire::kProtocolVersion, logged + 1)),
+               "written by a newer raftkv release");
+  EXPECT_DEATH(KvStateMachine().apply(entry(wire::kProtocolVersion + 1, logged)),
+               "written by a newer raftkv release");
+  KvStateMachine sm;
+  sm.apply(entry(wire::kProtocolVersion, logged));
+  sm.applied_batch_done();
+  EXPECT_EQ(sm.applied_index(), Index(1));
+  EXPECT_EQ(sm.key_count(), 0u);
 }
 
 TEST(KvStateTest, OpenRefusesForeignDirectories) {
