@@ -114,10 +114,13 @@ class MemoryKvStore final : public KvStore {
   std::shared_ptr<MemState> state_ = std::make_shared<MemState>();
 };
 
-// True if `payload` carries a payload header of a version or kind newer
-// than this build knows (frame.h).
+// True if `payload` starts with a well-formed payload header (frame.h:
+// reserved bytes zero) of a version or kind newer than this build knows.
+// Other garbage is not taken for a newer release.
 bool written_by_a_newer_release(std::string_view payload) {
   if (payload.size() < wire::kPayloadHeaderBytes) return false;
+  for (size_t i = 2; i < wire::kPayloadHeaderBytes; ++i)
+    if (payload[i] != '\0') return false;
   auto version = static_cast<uint8_t>(payload[0]);
   auto kind = static_cast<uint8_t>(payload[1]);
   return version > wire::kProtocolVersion ||
