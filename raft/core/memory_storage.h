@@ -4,6 +4,7 @@
 #pragma once
 
 #include <deque>
+#include <functional>
 
 #include "raft/core/ready.h"
 #include "raft/core/storage.h"
@@ -16,7 +17,15 @@ class MemoryStorage final : public LogReader {
 
   HardState hard_state() const override { return hard_state_; }
   SnapshotMeta snapshot_meta() const override { return snapshot_.meta; }
-  std::optional<Snapshot> snapshot() const override { return snapshot_; }
+  std::optional<Snapshot> snapshot() const override {
+    if (image_ready_ && !image_ready_()) return std::nullopt;
+    return snapshot_;
+  }
+  // The stored snapshot, whatever set_image_ready() says (for the driver).
+  const Snapshot& stored_snapshot() const { return snapshot_; }
+  // Tests: snapshot() answers "not ready yet" whenever `ready` says false,
+  // as a production node does while it writes an image in the background.
+  void set_image_ready(std::function<bool()> ready) { image_ready_ = std::move(ready); }
   Index first_index() const override { return snapshot_.meta.index + 1; }
   Index last_index() const override { return snapshot_.meta.index + entries_.size(); }
   std::optional<Term> term(Index i) const override;
@@ -44,6 +53,7 @@ class MemoryStorage final : public LogReader {
   HardState hard_state_;
   Snapshot snapshot_;
   std::string incoming_;  // the snapshot image being received
+  std::function<bool()> image_ready_;
   // Invariant: entries_[k].index == snapshot_.meta.index + 1 + k.
   std::deque<Entry> entries_;
 };

@@ -694,7 +694,7 @@ void KvSim::record(const SimClerk& ck, const ClientRequest& req, const OpResult&
 size_t KvSim::max_snapshot_bytes() const {
   size_t m = 0;
   for (NodeId id : cluster_->ids())
-    m = std::max(m, cluster_->storage(id).snapshot()->data.size());
+    m = std::max(m, cluster_->storage(id).stored_snapshot().data.size());
   return m;
 }
 

@@ -240,8 +240,7 @@ TEST(KvStateTest, RestartKeepsDataAndSessions) {
   TempDir tmp;
   auto es = make_workload(7, workload(800));
   KvStateMachine model;
-  for (const auto& e : es)
-    testing::apply_one(model, e);
+  testing::apply_each(model, es);
   std::mt19937_64 rng(7);
   {
     auto sm = open_sm(tmp.sub("state"));
@@ -268,8 +267,7 @@ TEST(KvStateTest, RestartKeepsDataAndSessions) {
   auto more = make_workload(8, workload(50));
   for (auto& e : more)
     e.index = e.index + es.size();
-  for (const auto& e : more)
-    testing::apply_one(model, e);
+  testing::apply_each(model, more);
   apply_runs(*sm, more, 1, more.size(), rng);
   EXPECT_EQ(sm->snapshot(), model.snapshot());
 }
@@ -335,8 +333,7 @@ TEST(KvStateTest, RestoreReplacesTheWholeState) {
   TempDir tmp;
   auto es = make_workload(21, workload(400));
   KvStateMachine leader;
-  for (const auto& e : es)
-    testing::apply_one(leader, e);
+  testing::apply_each(leader, es);
   raft::Snapshot snap{{Index(es.size()), raft::Term(1), {}}, leader.snapshot()};
 
   RocksKvStoreOptions small_batches;
@@ -358,8 +355,7 @@ TEST(KvStateTest, RestoreReplacesTheWholeState) {
   auto more = make_workload(23, workload(100));
   for (auto& e : more)
     e.index = e.index + es.size();
-  for (const auto& e : more)
-    testing::apply_one(leader, e);
+  testing::apply_each(leader, more);
   apply_runs(*sm, more, 1, more.size(), rng);
   sm.reset();
   sm = open_sm(tmp.sub("state"));
@@ -380,8 +376,7 @@ TEST(KvStateTest, InterruptedRestoreOpensEmpty) {
   TempDir tmp;
   auto es = make_workload(31, workload(300, 200));
   KvStateMachine leader;
-  for (const auto& e : es)
-    testing::apply_one(leader, e);
+  testing::apply_each(leader, es);
   raft::Snapshot snap{{Index(es.size()), raft::Term(1), {}}, leader.snapshot()};
 
   fs::path live = tmp.sub("live");
@@ -427,8 +422,7 @@ TEST(KvStateTest, BadImagesAreRefusedAndChangeNothing) {
   TempDir tmp;
   auto es = make_workload(41, workload(200));
   KvStateMachine leader;
-  for (const auto& e : es)
-    testing::apply_one(leader, e);
+  testing::apply_each(leader, es);
   const Index at(es.size());
   std::string good(leader.snapshot().view());
 

@@ -39,6 +39,10 @@ inline void apply_one(KvStateMachine& sm, const raft::Entry& e) {
   sm.apply(e);
   sm.applied_batch_done();
 }
+inline void apply_each(KvStateMachine& sm, const std::vector<raft::Entry>& es) {
+  for (const raft::Entry& e : es)
+    apply_one(sm, e);
+}
 
 inline wire::KvCommand make_command(uint64_t client, uint64_t seq, wire::Op op, std::string key,
                                     std::string value, uint64_t ts) {

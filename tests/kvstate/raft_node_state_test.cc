@@ -296,8 +296,7 @@ TEST(RaftNodeStateTest, StateBehindAnInstalledSnapshotIsRestored) {
   wo.entries = 40;
   auto es = testing::make_workload(61, wo);
   KvStateMachine model;
-  for (const auto& e : es)
-    testing::apply_one(model, e);
+  testing::apply_each(model, es);
   leave_an_interrupted_install(tmp.sub("n1"), es, model.snapshot());
   asio::io_context io;
   std::string error;
@@ -318,8 +317,7 @@ TEST(RaftNodeStateTest, ReceivedImageIsRestoredFromItsFileAfterACrash) {
   wo.entries = 40;
   auto es = testing::make_workload(62, wo);
   KvStateMachine model;
-  for (const auto& e : es)
-    testing::apply_one(model, e);
+  testing::apply_each(model, es);
   leave_an_interrupted_install(tmp.sub("n1"), es, raft::Bytes());
   std::string image_path = tmp.sub("n1") + "/snapshots/installed-40.img";
   fs::create_directories(tmp.sub("n1") + "/snapshots");

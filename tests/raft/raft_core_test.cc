@@ -471,41 +471,22 @@ TEST(RaftPaper, Section7_DelayedDuplicateOfFirstChunkDoesNotRestartTheTransfer) 
   EXPECT_EQ(f.disk.snapshot()->data.view(), "0123456789");
 }
 
-// A MemoryStorage whose snapshot image is still being written until `ready`
-// (a production node writes a large image to a file in the background).
-class SlowImageStorage final : public LogReader {
- public:
-  explicit SlowImageStorage(const MemoryStorage& disk) : disk_(disk) {}
-  HardState hard_state() const override { return disk_.hard_state(); }
-  SnapshotMeta snapshot_meta() const override { return disk_.snapshot_meta(); }
-  std::optional<Snapshot> snapshot() const override {
-    ++asked;
-    if (!ready) return std::nullopt;
-    return disk_.snapshot();
-  }
-  Index first_index() const override { return disk_.first_index(); }
-  Index last_index() const override { return disk_.last_index(); }
-  std::optional<Term> term(Index i) const override { return disk_.term(i); }
-  std::vector<Entry> entries(Index lo, Index hi, size_t max_bytes) const override {
-    return disk_.entries(lo, hi, max_bytes);
-  }
-  bool ready = false;
-  mutable int asked = 0;
-
- private:
-  const MemoryStorage& disk_;
-};
-
 TEST(RaftPaper, Section7_LeaderWaitsForASnapshotImageThatIsNotReadyYet) {
   MemoryStorage disk(ids(3));
   disk.append({entry(1, 1, "a"), entry(2, 1, "b"), entry(3, 1, "c")});
   disk.set_hard_state({Term(1), kNoNode, Index(3)});
   disk.compact(Index(3), Bytes(std::string("image@3")));
-  SlowImageStorage storage(disk);
+  // The image is still being written until `ready`.
+  bool ready = false;
+  int asked = 0;
+  disk.set_image_ready([&] {
+    ++asked;
+    return ready;
+  });
   Config cfg = plain_config();
   cfg.id = NodeId(1);
   cfg.voters = ids(3);
-  Raft r(cfg, storage);
+  Raft r(cfg, disk);
   auto flush = [&] {
     std::vector<Message> out;
     while (r.has_ready()) {
@@ -533,18 +514,18 @@ TEST(RaftPaper, Section7_LeaderWaitsForASnapshotImageThatIsNotReadyYet) {
   r.step(reject);
   out = flush();
   EXPECT_EQ(find(out, MessageType::kSnapshot, 3), nullptr);
-  EXPECT_EQ(storage.asked, 1);
+  EXPECT_EQ(asked, 1);
   EXPECT_EQ(r.progress(NodeId(3))->state, ProgressState::kProbe);
   // Not asked again until the follower's next heartbeat response.
   r.step(reject);
   flush();
-  EXPECT_EQ(storage.asked, 1);
+  EXPECT_EQ(asked, 1);
   r.step(msg(MessageType::kHeartbeatResponse, 3, 1, 2));
   out = flush();
-  EXPECT_EQ(storage.asked, 2);
+  EXPECT_EQ(asked, 2);
   EXPECT_EQ(find(out, MessageType::kSnapshot, 3), nullptr);
   // Once the image is written, the next heartbeat response starts the transfer.
-  storage.ready = true;
+  ready = true;
   r.step(msg(MessageType::kHeartbeatResponse, 3, 1, 2));
   out = flush();
   const Message* chunk = find(out, MessageType::kSnapshot, 3);

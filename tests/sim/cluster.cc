@@ -29,37 +29,9 @@ void fail(const std::string& what) {
 
 }  // namespace
 
-namespace {
-// The core's view of a simulated disk. Like a production node, which writes
-// a snapshot image to a file in the background, it answers "not ready yet"
-// for the image at random (half the time), so the core's retry path runs
-// under every fault the simulator injects.
-class SimReader final : public raft::LogReader {
- public:
-  SimReader(const raft::MemoryStorage& disk, uint64_t seed) : disk_(disk), rng_(seed) {}
-  raft::HardState hard_state() const override { return disk_.hard_state(); }
-  raft::SnapshotMeta snapshot_meta() const override { return disk_.snapshot_meta(); }
-  std::optional<raft::Snapshot> snapshot() const override {
-    if (rng_.chance(0.5)) return std::nullopt;
-    return disk_.snapshot();
-  }
-  Index first_index() const override { return disk_.first_index(); }
-  Index last_index() const override { return disk_.last_index(); }
-  std::optional<raft::Term> term(Index i) const override { return disk_.term(i); }
-  std::vector<Entry> entries(Index lo, Index hi, size_t max_bytes) const override {
-    return disk_.entries(lo, hi, max_bytes);
-  }
-
- private:
-  const raft::MemoryStorage& disk_;
-  mutable raft::Rng rng_;
-};
-}  // namespace
-
 struct Cluster::Node {
   NodeId id;
   std::unique_ptr<raft::MemoryStorage> disk;  // survives crashes
-  std::unique_ptr<SimReader> reader;          // the core's view of disk
   std::unique_ptr<raft::Raft> raft;           // null while crashed
   AppliedLog applied;
   std::unique_ptr<raft::StateMachine> sm;  // SimOptions::state_machine; null if unset or crashed
@@ -169,7 +141,7 @@ void Cluster::start_node(NodeId id) {
   n.failed_reads.clear();
   n.was_leader = false;
   // The state machine restarts from the durable snapshot.
-  raft::Snapshot snap = *n.disk->snapshot();
+  const raft::Snapshot& snap = n.disk->stored_snapshot();
   if (opts_.state_machine) {
     // kvsim hook: the image is the pluggable state machine's, not an AppliedLog.
     n.sm = opts_.state_machine(id);
@@ -188,8 +160,12 @@ void Cluster::start_node(NodeId id) {
   cfg.voters = ids();
   cfg.applied = n.applied.last;
   cfg.seed = opts_.seed * 1000003 + id.value * 7919 + n.epoch;
-  n.reader = std::make_unique<SimReader>(*n.disk, cfg.seed ^ 0x5EED);
-  n.raft = std::make_unique<raft::Raft>(cfg, *n.reader);
+  // Like a production node, which writes a snapshot image to a file in the
+  // background, the disk answers "not ready yet" for the image half the
+  // time, so the core's retry path runs under every fault injected here.
+  n.disk->set_image_ready(
+      [rng = raft::Rng(cfg.seed ^ 0x5EED)]() mutable { return !rng.chance(0.5); });
+  n.raft = std::make_unique<raft::Raft>(cfg, *n.disk);
   // Stagger first ticks so nodes are not in lockstep.
   schedule({now_ + 1 + rng_.below(opts_.tick_ms), 0, Event::kTick, id, {}, n.epoch});
 }
@@ -345,11 +321,11 @@ void Cluster::apply(Node& n, const Ready& rd) {
   if (rd.snapshot && n.sm) {
     // kvsim hook: install into the pluggable state machine.
     // The disk holds the image now: persist() ran first.
-    restore_state_machine(n, *n.disk->snapshot());
+    restore_state_machine(n, n.disk->stored_snapshot());
     n.applied = AppliedLog{};
     n.applied.snapshot_index = n.applied.last = rd.snapshot->index;
   } else if (rd.snapshot) {
-    n.applied = decode_snapshot(rd.snapshot->index, n.disk->snapshot()->data.view());
+    n.applied = decode_snapshot(rd.snapshot->index, n.disk->stored_snapshot().data.view());
   }
   for (const Entry& e : rd.committed_entries) {
     if (e.index != n.applied.last + 1) {

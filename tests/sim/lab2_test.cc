@@ -1169,7 +1169,7 @@ void snapcommon(LabRun& run, bool disconnect, bool reliable_net, bool crash) {
       c.one(run.rand_cmd(), servers, true);
       if (env_int("LAB2_VERBOSE", 0) >= 2) {
         size_t snap_bytes = 0;
-        for (NodeId id : c.ids()) snap_bytes = std::max(snap_bytes, c.storage(id).snapshot()->data.size());
+        for (NodeId id : c.ids()) snap_bytes = std::max(snap_bytes, c.storage(id).stored_snapshot().data.size());
         std::fprintf(stderr, "  iter %d: victim %llu needed snapshot=%d, caught up in %llu ms, %llu chunks, image %zu bytes\n",
                      i, static_cast<unsigned long long>(victim.value), needs,
                      static_cast<unsigned long long>(c.now() - t_connect),
