@@ -168,7 +168,16 @@ class RunOverlay {
     }
   }
 
+  // Calls f(key, value or nullptr if erased) for every entry, in key order.
+  template <class F>
+  void for_each_sorted(F f) const {
+    for_each_sorted(std::string_view(), std::string_view("\xff\xff"), f);
+  }
+
   bool empty() const { return entries_.empty(); }
+
+  // Bytes held, replaced values included: what the overlay costs in memory.
+  size_t bytes() const { return arena_.size() + entries_.size() * sizeof(Entry); }
 
   void clear() {
     if (entries_.empty()) return;
@@ -290,23 +299,25 @@ struct RocksKvStore::Impl {
   std::string dir;
   RocksKvStoreOptions options;
   rocksdb::DB* db = nullptr;
-  // The current apply run's writes, as commit() stores them, and the same
-  // writes indexed for reads. Invariant: a read through `overlay`, then the
-  // DB, returns what the DB would return after writing `batch`.
-  rocksdb::WriteBatch batch;
+  // Every write not yet in the DB: the committed runs held back (see
+  // "Write-behind" in the header) and the open run. Invariant: a read
+  // through `overlay`, then the DB, sees every write made so far.
   RunOverlay overlay;
   std::string key_buf, value_buf;  // reused by writes
   KvMeta meta;                     // including uncommitted changes
-  bool meta_dirty = false;
+  bool run_open = false;           // writes or a meta change since the last commit()
+  bool held_back = false;          // committed runs in `overlay`, not yet in the DB
   // Write-through cache of sessions (uncommitted writes included): one is
   // read for every write, by apply and by the client service. Invariant:
-  // an entry equals what a read through `batch` would return. No negative
+  // an entry equals what a read through `overlay` would return. No negative
   // entries, so unknown client ids cannot grow it; expiry erases entries.
   std::unordered_map<uint64_t, Session> sessions;
   bool discarded = false;
 
   ~Impl() {
     if (db == nullptr) return;
+    // A clean close keeps what was committed, so a restart replays less.
+    if (!run_open) write_held_back();
     // Nothing here was promised durable beyond the last sync(); the Raft
     // log replays whatever a failed close loses.
     rocksdb::Status s = db->Close();
@@ -315,7 +326,24 @@ struct RocksKvStore::Impl {
     delete db;
   }
 
-  bool pending() { return meta_dirty || batch.Count() > 0; }
+  // Writes the held-back runs, and the meta record of the last of them, as
+  // ONE WriteBatch in key order (sorted inserts are what the memtable's
+  // skiplist does cheaply). Only between runs: `meta` is then committed.
+  void write_held_back() {
+    RAFTKV_CHECK_MSG(!run_open, "writing held-back runs inside an open run");
+    if (!held_back) return;
+    rocksdb::WriteBatch b;
+    overlay.for_each_sorted([&](std::string_view k, const std::string_view* v) {
+      check(v != nullptr ? b.Put(k, *v) : b.Delete(k), "batching held-back writes");
+    });
+    // The meta record rides in the same batch as the changes it describes:
+    // after a crash the store is at some commit, never between two.
+    check(b.Put(kMetaKey, encode_meta(meta, 0)), "batching the meta record");
+    // Not synced: durability comes from the Raft log (see the header).
+    write(&b, /*sync=*/false, "writing held-back apply runs");
+    overlay.clear();
+    held_back = false;
+  }
 
   void check(const rocksdb::Status& s, const char* what) const {
     if (!s.ok()) fail_stop(dir, what, s);
@@ -494,21 +522,21 @@ size_t RocksKvStore::session_count() const {
 
 void RocksKvStore::set_meta(const KvMeta& meta) {
   impl_->meta = meta;
-  impl_->meta_dirty = true;
+  impl_->run_open = true;
 }
 
 void RocksKvStore::put(std::string_view key, std::string_view value) {
   Impl& m = *impl_;
   const std::string& k = data_key(key, &m.key_buf);
-  m.check(m.batch.Put(k, value), "batching a put");
   m.overlay.put(k, value);
+  m.run_open = true;
 }
 
 void RocksKvStore::erase(std::string_view key) {
   Impl& m = *impl_;
   const std::string& k = data_key(key, &m.key_buf);
-  m.check(m.batch.Delete(k), "batching a delete");
   m.overlay.erase(k);
+  m.run_open = true;
 }
 
 void RocksKvStore::put_session(uint64_t client, const Session& s) {
@@ -516,35 +544,31 @@ void RocksKvStore::put_session(uint64_t client, const Session& s) {
   const std::string k = session_key(client);
   m.value_buf.clear();
   codec::put_session(m.value_buf, s);
-  m.check(m.batch.Put(k, m.value_buf), "batching a session");
   m.overlay.put(k, m.value_buf);
+  m.run_open = true;
   m.sessions.insert_or_assign(client, s);
 }
 
 void RocksKvStore::erase_session(uint64_t client) {
   Impl& m = *impl_;
   const std::string k = session_key(client);
-  m.check(m.batch.Delete(k), "batching a session delete");
   m.overlay.erase(k);
+  m.run_open = true;
   m.sessions.erase(client);
 }
 
 void RocksKvStore::commit() {
   Impl& m = *impl_;
-  if (!m.pending()) return;
-  // The meta record rides in the same batch as the changes it describes:
-  // after a crash the store is at some commit, never between two.
-  m.check(m.batch.Put(kMetaKey, encode_meta(m.meta, 0)), "batching the meta record");
-  // Not synced: durability comes from the Raft log (see the header).
-  m.write(&m.batch, /*sync=*/false, "committing an apply run");
-  m.batch.Clear();
-  m.overlay.clear();
-  m.meta_dirty = false;
+  if (!m.run_open) return;
+  m.run_open = false;
+  m.held_back = true;
+  if (m.overlay.bytes() >= m.options.write_behind_bytes) m.write_held_back();
 }
 
 std::shared_ptr<const KvView> RocksKvStore::view() const {
   Impl& m = *impl_;
-  RAFTKV_CHECK_MSG(!m.pending(), "view() with uncommitted writes");
+  RAFTKV_CHECK_MSG(!m.run_open, "view() with uncommitted writes");
+  m.write_held_back();
   rocksdb::DB* db = m.db;
   DbSnapshot snap(db->GetSnapshot(), [db](const rocksdb::Snapshot* s) { db->ReleaseSnapshot(s); });
   return std::make_shared<RocksView>(m.dir, db, std::move(snap), m.meta);
@@ -552,7 +576,10 @@ std::shared_ptr<const KvView> RocksKvStore::view() const {
 
 void RocksKvStore::replace(const KvMeta& meta, const std::function<void(KvSink&)>& fill) {
   Impl& m = *impl_;
-  RAFTKV_CHECK_MSG(!m.pending(), "replace() with uncommitted writes");
+  RAFTKV_CHECK_MSG(!m.run_open, "replace() with uncommitted writes");
+  // Held-back runs are replaced as well: they never reach the disk.
+  m.overlay.clear();
+  m.held_back = false;
   int writes = 0;
   auto written = [&] {
     ++writes;
@@ -602,7 +629,8 @@ void RocksKvStore::replace(const KvMeta& meta, const std::function<void(KvSink&)
 
 void RocksKvStore::sync() {
   Impl& m = *impl_;
-  RAFTKV_CHECK_MSG(!m.pending(), "sync() with uncommitted writes");
+  RAFTKV_CHECK_MSG(!m.run_open, "sync() with uncommitted writes");
+  m.write_held_back();
   // Every commit is in the WAL (or already in a synced SST file); after
   // this they all survive a machine crash.
   m.check(m.db->SyncWAL(), "syncing the WAL");

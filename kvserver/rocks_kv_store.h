@@ -11,13 +11,20 @@
 //   "d" + key                the value
 //   "s" + u64 BE client id   the session (kv_codec.h put_session)
 //
-// Writes: an apply run goes into a WriteBatch, and into an overlay (a hash
-// table of the run's latest write per key) that reads consult before the DB;
-// commit() writes the batch, with the meta record, as ONE WriteBatch, without
-// syncing the WAL: the Raft log is the durable record, and after a crash
-// the node replays it from the applied index found here. sync() fsyncs the
-// WAL; the node calls it (via KvStateMachine::checkpoint) before compacting
-// the log, so the state always covers the log's compacted prefix.
+// Write-behind: writes go into an overlay (a hash table of the latest write
+// per key) that reads consult before the DB. commit() closes an apply run
+// but keeps it there until the overlay holds write_behind_bytes; then all
+// held-back runs, and the meta record of the last, go to the DB as ONE
+// WriteBatch in key order, without syncing the WAL. After a crash the store
+// is therefore at some earlier commit, and the node replays the Raft log
+// (the durable record) from the applied index found here. Why: written run
+// by run, a put costs two random-key memtable inserts (value, session);
+// held back, a client's session is written once per batch however many
+// puts it made, and thousands of sorted keys go into the skiplist far more
+// cheaply than the same keys in arrival order (docs/PERFORMANCE.md).
+// sync() and view() write the held-back runs first. sync() fsyncs the WAL;
+// the node calls it (via KvStateMachine::checkpoint) before compacting the
+// log, so the state always covers the log's compacted prefix.
 //
 // Views are RocksDB snapshots (GetSnapshot): pinning one is O(1); while it
 // is held, RocksDB keeps the versions it sees (disk, not memory).
@@ -40,6 +47,10 @@
 namespace raftkv::kv {
 
 struct RocksKvStoreOptions {
+  // Committed runs are held in memory until they take this many bytes
+  // (0: every commit() writes at once). Bounds both the memory and the log
+  // a restart replays.
+  size_t write_behind_bytes = size_t{4} << 20;
   // Size of each WriteBatch while replace() loads a new state.
   size_t replace_batch_bytes = size_t{4} << 20;
   // Tests only: called after each write replace() makes (1 = the write that
