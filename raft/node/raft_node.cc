@@ -97,6 +97,23 @@ struct RaftNode::Impl {
   // Readies handed to storage, oldest first; completions arrive in order.
   std::deque<Ready> writes;
 
+  // Apply is decoupled from the Ready that carried the entries: a committed
+  // entry is applied as soon as it is durable in the local log, which is
+  // usually before the write of the Ready that handed it out (on a leader,
+  // always: it commits only what its own disk holds, thesis §10.2.1). So
+  // replies do not wait for the fsync of newer entries.
+  // The local log is durable through `durable_through`, and no write in
+  // flight replaces an entry at or below it. Invariant: every entry in
+  // `to_apply` at or below it is the committed entry of that index.
+  Index durable_through;
+  struct ToApply {
+    std::optional<SnapshotMeta> snapshot;  // install this (once durable) ...
+    bool snapshot_durable = false;
+    Entry entry;  // ... or apply this
+  };
+  // Committed output of the core not yet applied, in order.
+  std::deque<ToApply> to_apply;
+
   struct Waiter {
     Term term;
     ProposeDone done;
@@ -153,6 +170,23 @@ struct RaftNode::Impl {
       }
       WriteRequest req = WriteRequest::from_ready(rd, std::move(image));
       req.sync = rd.must_sync;
+      // Entries this write replaces are no longer the durable ones.
+      if (rd.snapshot) durable_through = std::min(durable_through, rd.snapshot->index);
+      if (!rd.entries.empty())
+        durable_through = std::min(durable_through, rd.entries.front().index - 1);
+      // Ready step 4 in order: the snapshot, then the committed entries.
+      if (rd.snapshot) to_apply.push_back(ToApply{rd.snapshot, false, {}});
+      for (Entry& e : rd.committed_entries)
+        to_apply.push_back(ToApply{std::nullopt, false, std::move(e)});
+      rd.committed_entries.clear();
+      for (const ReadState& rs : rd.read_states) {
+        auto it = reads_awaiting_confirmation.find(rs.context);
+        if (it == reads_awaiting_confirmation.end()) continue;
+        reads_awaiting_apply.emplace(rs.index, std::move(it->second));
+        reads_awaiting_confirmation.erase(it);
+      }
+      rd.read_states.clear();
+      apply_durable();
       bool inline_done = req.empty() && writes.empty();
       writes.push_back(std::move(rd));
       if (inline_done) {
@@ -176,25 +210,79 @@ struct RaftNode::Impl {
     writes.pop_front();
     // Raft Figure 2 / Thesis §3.8: votes and acks only after the write above.
     if (!rd.persisted_messages.empty()) transport.send(std::move(rd.persisted_messages));
-    if (rd.snapshot) {
-      install_snapshot(*rd.snapshot);
-      // Waiters at or below the snapshot never see their entry applied here,
-      // but the snapshot may contain it: the outcome is for the state machine
-      // to tell, not "lost".
-      while (!proposals.empty() && proposals.begin()->first <= rd.snapshot->index) {
-        auto done = std::move(proposals.begin()->second.done);
-        proposals.erase(proposals.begin());
-        done(Outcome::kCovered);
+    Index written = rd.snapshot ? rd.snapshot->index : Index(0);
+    if (!rd.entries.empty()) written = rd.entries.back().index;
+    if (written > Index(0)) {
+      // Durable now, up to where a write still in flight replaces entries.
+      durable_through = std::max(durable_through, written);
+      for (const Ready& later : writes) {
+        if (later.snapshot) durable_through = std::min(durable_through, later.snapshot->index);
+        if (!later.entries.empty())
+          durable_through = std::min(durable_through, later.entries.front().index - 1);
       }
     }
+    if (rd.snapshot) {
+      for (ToApply& a : to_apply) {
+        if (a.snapshot && a.snapshot->index == rd.snapshot->index) a.snapshot_durable = true;
+      }
+    }
+    // Ready step 5, split: persisted now; applied as apply_durable() goes.
+    if (rd.snapshot) raft->on_snapshot_persisted(rd.snapshot->index);
+    if (!rd.entries.empty()) raft->on_persisted(rd.entries.back().index, rd.entries.back().term);
+    apply_durable();
+    maybe_compact();
+    schedule_pump();
+  }
+
+  // Applies (and installs) the head of to_apply while it is durable here.
+  void apply_durable() {
     // Waiters are answered only after applied_batch_done(): the state
     // machine stores the run's writes there, as one batch.
     std::vector<std::pair<ProposeDone, Outcome>> answers;
-    for (const Entry& e : rd.committed_entries) {
+    bool applied_any = false;
+    Index applied_to;
+    auto end_run = [&] {
+      if (!applied_any) return;
+      RAFTKV_CHECK_MSG(applied_to <= store.last_index(),
+                       "applied an entry the local log does not hold durably");
+      sm.applied_batch_done();
+      raft->on_applied(applied_to);
+      applied_any = false;
+      for (auto& [done, outcome] : answers)
+        done(outcome);
+      answers.clear();
+    };
+    while (!to_apply.empty() && !stopped) {
+      ToApply& a = to_apply.front();
+      if (a.snapshot) {
+        if (!a.snapshot_durable) break;
+        end_run();
+        SnapshotMeta meta = *a.snapshot;
+        to_apply.pop_front();
+        install_snapshot(meta);
+        raft->on_applied(meta.index);
+        // Waiters at or below the snapshot never see their entry applied
+        // here, but the snapshot may contain it: the outcome is for the
+        // state machine to tell, not "lost".
+        while (!proposals.empty() && proposals.begin()->first <= meta.index) {
+          auto done = std::move(proposals.begin()->second.done);
+          proposals.erase(proposals.begin());
+          done(Outcome::kCovered);
+        }
+        continue;
+      }
+      // Durability rule (Raft Figure 2; thesis §3.8): the state machine
+      // takes only entries durable in the local log, so after a crash the
+      // state is never ahead of the log it recovers with.
+      if (a.entry.index > durable_through) break;
+      Entry e = std::move(a.entry);
+      to_apply.pop_front();
       // A durable state machine may be ahead of the commit index the log
       // store recorded (that write is not synced): skip what it has.
       bool has = sm.durable() && e.index <= sm.applied_index();
       if (!has) sm.apply(e);
+      applied_any = true;
+      applied_to = e.index;
       auto it = proposals.find(e.index);
       if (it != proposals.end()) {
         Waiter w = std::move(it->second);
@@ -203,19 +291,8 @@ struct RaftNode::Impl {
                              w.term == e.term ? Outcome::kApplied : Outcome::kLost);
       }
     }
-    if (!rd.committed_entries.empty()) sm.applied_batch_done();
-    for (auto& [done, outcome] : answers)
-      done(outcome);
-    for (const ReadState& rs : rd.read_states) {
-      auto it = reads_awaiting_confirmation.find(rs.context);
-      if (it == reads_awaiting_confirmation.end()) continue;
-      reads_awaiting_apply.emplace(rs.index, std::move(it->second));
-      reads_awaiting_confirmation.erase(it);
-    }
-    raft->advance(rd);
+    end_run();
     serve_reads();
-    maybe_compact();
-    schedule_pump();
   }
 
   static Bytes map_or_die(const std::string& path) {
@@ -422,6 +499,7 @@ bool RaftNode::start(std::string* error) {
   // Randomized timeouts must differ between nodes and between restarts.
   cfg.seed = std::random_device{}() ^ (m.opts.id.value << 32);
   m.raft = std::make_unique<Raft>(cfg, m.core_storage);
+  m.durable_through = m.store.last_index();  // every stored entry was synced
   m.soft = {m.raft->leader(), m.raft->role(), m.raft->term()};
   log_line("raft", fmt::format("node {} started: term {} log [{}..{}] commit {} applied {}",
                                m.opts.id, m.raft->term(), m.raft->log().first_index(),

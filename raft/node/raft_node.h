@@ -12,6 +12,8 @@
 // Pipelining: up to kMaxWritesInFlight Readies may be in the storage queue at
 // once; the leader's appends leave before its own write (Thesis §10.2.1) and
 // everything accumulated during one fsync shares the next one (group commit).
+// Committed entries are applied as soon as the local log holds them durably,
+// without waiting for the write of the Ready that handed them out.
 #pragma once
 
 #include <cstdint>
