@@ -9,6 +9,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
+#include <future>
 #include <system_error>
 #include <unordered_map>
 #include <vector>
@@ -307,6 +308,12 @@ struct RocksKvStore::Impl {
   KvMeta meta;                     // including uncommitted changes
   bool run_open = false;           // writes or a meta change since the last commit()
   bool held_back = false;          // committed runs in `overlay`, not yet in the DB
+  // Older held-back runs that a background thread is writing to the DB, if
+  // `written` is valid. Reads consult it after `overlay`; nothing changes
+  // it until the write is done. At most one such write at a time, so the
+  // batches reach the DB in commit order.
+  RunOverlay writing;
+  std::future<void> written;
   // Write-through cache of sessions (uncommitted writes included): one is
   // read for every write, by apply and by the client service. Invariant:
   // an entry equals what a read through `overlay` would return. No negative
@@ -317,7 +324,11 @@ struct RocksKvStore::Impl {
   ~Impl() {
     if (db == nullptr) return;
     // A clean close keeps what was committed, so a restart replays less.
-    if (!run_open) write_held_back();
+    if (!run_open) {
+      write_held_back();
+    } else {
+      finish_background_write();
+    }
     // Nothing here was promised durable beyond the last sync(); the Raft
     // log replays whatever a failed close loses.
     rocksdb::Status s = db->Close();
@@ -326,23 +337,48 @@ struct RocksKvStore::Impl {
     delete db;
   }
 
-  // Writes the held-back runs, and the meta record of the last of them, as
-  // ONE WriteBatch in key order (sorted inserts are what the memtable's
-  // skiplist does cheaply). Only between runs: `meta` is then committed.
-  void write_held_back() {
-    RAFTKV_CHECK_MSG(!run_open, "writing held-back runs inside an open run");
-    if (!held_back) return;
+  // Writes held-back runs, and the meta record of the last of them, as ONE
+  // WriteBatch in key order (sorted inserts are what the memtable's skiplist
+  // does cheaply). Any thread; `runs` must not change meanwhile.
+  void write_sorted(const RunOverlay& runs, const std::string& meta_record) const {
     rocksdb::WriteBatch b;
-    overlay.for_each_sorted([&](std::string_view k, const std::string_view* v) {
+    runs.for_each_sorted([&](std::string_view k, const std::string_view* v) {
       check(v != nullptr ? b.Put(k, *v) : b.Delete(k), "batching held-back writes");
     });
     // The meta record rides in the same batch as the changes it describes:
     // after a crash the store is at some commit, never between two.
-    check(b.Put(kMetaKey, encode_meta(meta, 0)), "batching the meta record");
+    check(b.Put(kMetaKey, meta_record), "batching the meta record");
     // Not synced: durability comes from the Raft log (see the header).
     write(&b, /*sync=*/false, "writing held-back apply runs");
+  }
+
+  // Waits for the background write, if any: its runs are in the DB then.
+  void finish_background_write() {
+    if (!written.valid()) return;
+    written.get();
+    writing.clear();
+  }
+
+  // Writes every held-back run before returning. Only between runs: `meta`
+  // is then committed.
+  void write_held_back() {
+    RAFTKV_CHECK_MSG(!run_open, "writing held-back runs inside an open run");
+    finish_background_write();
+    if (!held_back) return;
+    write_sorted(overlay, encode_meta(meta, 0));
     overlay.clear();
     held_back = false;
+  }
+
+  // Hands the held-back runs to a background thread, so the Raft thread
+  // does not stall for the sort and the write (commit()).
+  void write_held_back_in_background() {
+    RAFTKV_CHECK(!run_open && held_back);
+    finish_background_write();
+    std::swap(overlay, writing);  // `overlay` gets the cleared spare
+    held_back = false;
+    written = std::async(std::launch::async,
+                         [this, m = encode_meta(meta, 0)] { write_sorted(writing, m); });
   }
 
   void check(const rocksdb::Status& s, const char* what) const {
@@ -351,13 +387,16 @@ struct RocksKvStore::Impl {
 
   std::optional<std::string> read(const std::string& key) {
     std::string_view mine;
-    switch (overlay.find(key, &mine)) {
-      case RunOverlay::Found::kValue:
-        return std::string(mine);
-      case RunOverlay::Found::kErased:
-        return std::nullopt;
-      case RunOverlay::Found::kAbsent:
-        break;
+    for (const RunOverlay* o : {&overlay, written.valid() ? &writing : nullptr}) {
+      if (o == nullptr) break;
+      switch (o->find(key, &mine)) {
+        case RunOverlay::Found::kValue:
+          return std::string(mine);
+        case RunOverlay::Found::kErased:
+          return std::nullopt;
+        case RunOverlay::Found::kAbsent:
+          break;
+      }
     }
     std::string v;
     rocksdb::Status s = db->Get(rocksdb::ReadOptions(), key, &v);
@@ -370,6 +409,7 @@ struct RocksKvStore::Impl {
   // uncommitted writes included: the DB's records merged with the overlay's.
   template <class F>
   void merged_scan(const char* begin, const char* end, F f) {
+    finish_background_write();  // rare (diagnostics, expiry): merge one overlay only
     std::unique_ptr<rocksdb::Iterator> it(db->NewIterator({}));
     it->Seek(begin);
     auto db_has = [&] { return it->Valid() && it->key().compare(end) < 0; };
@@ -391,7 +431,7 @@ struct RocksKvStore::Impl {
     return n;
   }
 
-  void write(rocksdb::WriteBatch* b, bool sync, const char* what) {
+  void write(rocksdb::WriteBatch* b, bool sync, const char* what) const {
     rocksdb::WriteOptions wo;
     wo.sync = sync;
     check(db->Write(wo, b), what);
@@ -562,7 +602,12 @@ void RocksKvStore::commit() {
   if (!m.run_open) return;
   m.run_open = false;
   m.held_back = true;
-  if (m.overlay.bytes() >= m.options.write_behind_bytes) m.write_held_back();
+  if (m.overlay.bytes() < m.options.write_behind_bytes) return;
+  if (m.options.write_behind_in_background) {
+    m.write_held_back_in_background();
+  } else {
+    m.write_held_back();
+  }
 }
 
 std::shared_ptr<const KvView> RocksKvStore::view() const {
@@ -578,6 +623,7 @@ void RocksKvStore::replace(const KvMeta& meta, const std::function<void(KvSink&)
   Impl& m = *impl_;
   RAFTKV_CHECK_MSG(!m.run_open, "replace() with uncommitted writes");
   // Held-back runs are replaced as well: they never reach the disk.
+  m.finish_background_write();
   m.overlay.clear();
   m.held_back = false;
   int writes = 0;

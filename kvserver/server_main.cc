@@ -78,7 +78,7 @@ int main(int argc, char** argv) {
   // Election timeout 0.5-1 s: a dead leader is replaced in about a second,
   // while five heartbeats (100 ms) fit in the shortest timeout.
   int tick_ms = 50, election_ticks = 10, heartbeat_ticks = 2;
-  uint64_t snapshot_every = 20000;
+  uint64_t snapshot_every = 100000;
   int request_timeout_ms = 5000;
   app.add_option("--id", id, "this node's id, as listed in --cluster")->required();
   app.add_option("--cluster", cluster_spec,
