@@ -297,6 +297,8 @@ OpenResult RocksLogStoreAccess::open(const std::string& dir, const RocksLogStore
   // recycled files this mode reads a bad checksum as the end of the log.)
   db_options.recycle_log_file_num = 0;
   db_options.wal_recovery_mode = rocksdb::WALRecoveryMode::kTolerateCorruptedTailRecords;
+  // As the state store: compaction input in 2 MiB reads, not 4 KiB preads.
+  db_options.compaction_readahead_size = size_t{2} << 20;
 
   std::vector<std::string> existing;
   if (has_db) {
