@@ -12,7 +12,12 @@
 //      state; Raft Figure 2, Thesis §3.8).
 //   4. Install `snapshot` into the state machine, then apply
 //      `committed_entries` in order; serve `read_states` once applied >= index.
-//   5. Call advance(ready) (or the finer on_persisted / on_applied).
+//      A committed entry may be applied before this Ready's write completes
+//      if the local log already holds it durably and no write in flight
+//      replaces it (RaftNode does: the write usually carries only newer
+//      entries); the snapshot still goes first.
+//   5. Call advance(ready) (or the finer on_persisted / on_applied, each as
+//      its part is done).
 #pragma once
 
 #include <optional>
