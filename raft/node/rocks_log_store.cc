@@ -94,6 +94,66 @@ WriteRequest WriteRequest::from_ready(const Ready& rd, Bytes snapshot_image) {
 
 using DbSnapshot = std::shared_ptr<const rocksdb::Snapshot>;
 
+// The newest entries written, kept in memory so that reading them back (the
+// core does, for every committed entry once it is durable: apply, and
+// appends to followers) needs no RocksDB iterator and no decoding. Entries
+// share their payloads (Bytes), so keeping one copies nothing. Invariant:
+// the entries are consecutive and equal what the published log holds at
+// their indexes.
+class RecentEntries {
+ public:
+  static constexpr size_t kMaxBytes = size_t{8} << 20;
+
+  // After `req` is written; `snapshot_index` is the store's snapshot index
+  // after it.
+  void written(const WriteRequest& req, Index snapshot_index) {
+    if (req.snapshot) clear();
+    if (req.entries.empty()) return;
+    const Index first = std::max(req.entries.front().index, snapshot_index + 1);
+    while (!entries_.empty() && entries_.back().index >= first)
+      pop_back();
+    if (!entries_.empty() && entries_.back().index + 1 != first) clear();
+    for (const Entry& e : req.entries) {
+      if (e.index < first) continue;
+      bytes_ += e.byte_size();
+      entries_.push_back(e);
+    }
+  }
+  // Drops entries below `first_index` and the oldest beyond the budget.
+  void trim(Index first_index) {
+    while (!entries_.empty() && (entries_.front().index < first_index || bytes_ > kMaxBytes)) {
+      bytes_ -= entries_.front().byte_size();
+      entries_.pop_front();
+    }
+  }
+  // Entries [lo, hi) up to max_bytes (at least one), as RocksLogStore::
+  // entries() returns them; false if they are not all here.
+  bool read(Index lo, Index hi, size_t max_bytes, std::vector<Entry>* out) const {
+    if (entries_.empty() || lo < entries_.front().index || hi > entries_.back().index + 1) {
+      return false;
+    }
+    size_t bytes = 0;
+    for (size_t k = lo - entries_.front().index; k < hi - entries_.front().index; ++k) {
+      bytes += entries_[k].byte_size();
+      if (!out->empty() && bytes > max_bytes) break;
+      out->push_back(entries_[k]);
+    }
+    return true;
+  }
+
+ private:
+  void pop_back() {
+    bytes_ -= entries_.back().byte_size();
+    entries_.pop_back();
+  }
+  void clear() {
+    entries_.clear();
+    bytes_ = 0;
+  }
+  std::deque<Entry> entries_;
+  size_t bytes_ = 0;
+};
+
 struct RocksLogStore::Impl {
   std::string dir;
   codec::Identity identity;
@@ -112,6 +172,7 @@ struct RocksLogStore::Impl {
   // sees in the log, meta and snapshot column families.
   LogState state;
   DbSnapshot published;
+  RecentEntries recent;  // guarded by mu, like `state`
 
   ~Impl() {
     published.reset();
@@ -553,10 +614,12 @@ std::vector<Entry> RocksLogStore::entries(Index lo, Index hi, size_t max_bytes) 
     std::lock_guard lock(impl_->mu);
     const LogState& s = impl_->state;
     RAFTKV_CHECK(s.first_index() <= lo && lo <= hi && hi <= s.last_index() + 1);
+    if (lo == hi) return {};
+    std::vector<Entry> out;
+    if (impl_->recent.read(lo, hi, max_bytes, &out)) return out;
     db_snap = impl_->published;
   }
   std::vector<Entry> out;
-  if (lo == hi) return out;
   std::string upper = codec::encode_index_key(hi);
   rocksdb::Slice upper_slice(upper);
   rocksdb::ReadOptions ro;
@@ -616,8 +679,11 @@ void RocksLogStore::write_group(std::span<const WriteRequest* const> reqs) {
   // persisted (Raft Figure 2; Thesis §3.8).
   m.write_batch(batch, sync, "write");
   m.publish([&](LogState& s) {
-    for (size_t k = 0; k < reqs.size(); ++k)
+    for (size_t k = 0; k < reqs.size(); ++k) {
       Impl::apply_to_state(*reqs[k], records[k], s);
+      m.recent.written(*reqs[k], s.snapshot.meta.index);
+    }
+    m.recent.trim(s.first_index());
     RAFTKV_CHECK(s.first_index() == b.snapshot_index + 1 && s.last_index() == b.last_index);
   });
 }
@@ -651,6 +717,7 @@ StoreStatus RocksLogStore::compact(Index index, Bytes data, Term term, std::vect
     size_t drop = index - st.snapshot.meta.index;
     st.terms.erase(st.terms.begin(), st.terms.begin() + static_cast<std::ptrdiff_t>(drop));
     st.snapshot = std::move(rec);
+    m.recent.trim(st.first_index());
   });
   return {};
 }

@@ -336,8 +336,10 @@ TEST(CorruptionDeathTest, DamagedEntryReadAfterOpenStopsTheProcess) {
     ::setenv(kEnv, dir.c_str(), 1);
   }
   auto damage_then_read = [&] {
+    // Written by an earlier process: what this one reads comes from the
+    // disk, not from the store's memory of entries it wrote itself.
+    write_noisy_log(*must_open(dir), 5);
     auto store = must_open(dir);
-    write_noisy_log(*store, 5);
     std::string key = codec::encode_index_key(Index(3));
     rocksdb::DB* db = RocksLogStoreAccess::db(*store);
     auto* cf = RocksLogStoreAccess::column_family(*store, kLogColumnFamily);
