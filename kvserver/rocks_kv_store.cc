@@ -308,10 +308,10 @@ struct RocksKvStore::Impl {
   KvMeta meta;                     // including uncommitted changes
   bool run_open = false;           // writes or a meta change since the last commit()
   bool held_back = false;          // committed runs in `overlay`, not yet in the DB
-  // Older held-back runs that a background thread is writing to the DB, if
-  // `written` is valid. Reads consult it after `overlay`; nothing changes
-  // it until the write is done. At most one such write at a time, so the
-  // batches reach the DB in commit order.
+  // Older held-back runs that a background thread is writing to the DB
+  // while `written` is valid; empty otherwise. Reads consult it after
+  // `overlay`; nothing changes it until the write is done. At most one such
+  // write at a time, so the batches reach the DB in commit order.
   RunOverlay writing;
   std::future<void> written;
   // Write-through cache of sessions (uncommitted writes included): one is
@@ -387,8 +387,7 @@ struct RocksKvStore::Impl {
 
   std::optional<std::string> read(const std::string& key) {
     std::string_view mine;
-    for (const RunOverlay* o : {&overlay, written.valid() ? &writing : nullptr}) {
-      if (o == nullptr) break;
+    for (const RunOverlay* o : {&overlay, &writing}) {
       switch (o->find(key, &mine)) {
         case RunOverlay::Found::kValue:
           return std::string(mine);

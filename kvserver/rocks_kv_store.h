@@ -24,9 +24,9 @@
 // cheaply than the same keys in arrival order (docs/PERFORMANCE.md).
 // The batch is sorted and written by a background thread, one batch at a
 // time, while reads consult it (a 4 MiB write stalled the Raft thread for
-// tens of ms). sync() and view() write the held-back runs first. sync() fsyncs the WAL;
-// the node calls it (via KvStateMachine::checkpoint) before compacting the
-// log, so the state always covers the log's compacted prefix.
+// tens of ms). sync() and view() write the held-back runs first. sync()
+// fsyncs the WAL; the node calls it (via KvStateMachine::checkpoint) before
+// compacting the log, so the state always covers the log's compacted prefix.
 //
 // Views are RocksDB snapshots (GetSnapshot): pinning one is O(1); while it
 // is held, RocksDB keeps the versions it sees (disk, not memory).

@@ -171,9 +171,7 @@ struct RaftNode::Impl {
       WriteRequest req = WriteRequest::from_ready(rd, std::move(image));
       req.sync = rd.must_sync;
       // Entries this write replaces are no longer the durable ones.
-      if (rd.snapshot) durable_through = std::min(durable_through, rd.snapshot->index);
-      if (!rd.entries.empty())
-        durable_through = std::min(durable_through, rd.entries.front().index - 1);
+      durable_through = std::min(durable_through, last_kept(rd));
       // Ready step 4 in order: the snapshot, then the committed entries.
       if (rd.snapshot) to_apply.push_back(ToApply{rd.snapshot, false, {}});
       for (Entry& e : rd.committed_entries)
@@ -215,11 +213,8 @@ struct RaftNode::Impl {
     if (written > Index(0)) {
       // Durable now, up to where a write still in flight replaces entries.
       durable_through = std::max(durable_through, written);
-      for (const Ready& later : writes) {
-        if (later.snapshot) durable_through = std::min(durable_through, later.snapshot->index);
-        if (!later.entries.empty())
-          durable_through = std::min(durable_through, later.entries.front().index - 1);
-      }
+      for (const Ready& later : writes)
+        durable_through = std::min(durable_through, last_kept(later));
     }
     if (rd.snapshot) {
       for (ToApply& a : to_apply) {
@@ -232,6 +227,15 @@ struct RaftNode::Impl {
     apply_durable();
     maybe_compact();
     schedule_pump();
+  }
+
+  // The last index whose stored entry `rd`'s write leaves in place (a
+  // snapshot drops the log, but covers what is at or below its index).
+  static Index last_kept(const Ready& rd) {
+    Index kept(UINT64_MAX);
+    if (rd.snapshot) kept = rd.snapshot->index;
+    if (!rd.entries.empty()) kept = std::min(kept, rd.entries.front().index - 1);
+    return kept;
   }
 
   // Applies (and installs) the head of to_apply while it is durable here.

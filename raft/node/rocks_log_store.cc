@@ -609,17 +609,15 @@ std::optional<Snapshot> RocksLogStore::snapshot() const {
 }
 
 std::vector<Entry> RocksLogStore::entries(Index lo, Index hi, size_t max_bytes) const {
+  std::vector<Entry> out;
   DbSnapshot db_snap;
   {
     std::lock_guard lock(impl_->mu);
     const LogState& s = impl_->state;
     RAFTKV_CHECK(s.first_index() <= lo && lo <= hi && hi <= s.last_index() + 1);
-    if (lo == hi) return {};
-    std::vector<Entry> out;
-    if (impl_->recent.read(lo, hi, max_bytes, &out)) return out;
+    if (lo == hi || impl_->recent.read(lo, hi, max_bytes, &out)) return out;
     db_snap = impl_->published;
   }
-  std::vector<Entry> out;
   std::string upper = codec::encode_index_key(hi);
   rocksdb::Slice upper_slice(upper);
   rocksdb::ReadOptions ro;

@@ -288,14 +288,12 @@ TEST(KvStateTest, RestartKeepsDataAndSessions) {
 
 // A crash copies the live directory; a machine crash also loses an
 // unsynced WAL tail, cut here at every kind of place. The state that opens
-// must be exactly the state after some commit (a prefix of the log, never
-// a mix), and replaying the log after it must reach the final state.
-// Applies a workload in runs, copies the directory as kill -9 would leave
-// it, then cuts the WAL at many points: each cut must recover the state of
-// the last commit whose write is whole in it, and the log replays from
-// there. Returns how many commits reached the WAL. With background writes
-// the WAL's size after a commit does not tell which commits it holds, so a
-// cut must then recover some commit, never less after a longer cut.
+// must be exactly the state after the last commit whose write is whole in
+// the cut (a prefix of the log, never a mix), and replaying the log after
+// it must reach the final state. With background writes the WAL's size
+// after a commit does not tell which commits it holds, so a cut must then
+// recover some commit, never an earlier one than a shorter cut did.
+// Returns how many commits reached the WAL.
 size_t check_crash_recovers_a_prefix(const RocksKvStoreOptions& options) {
   const bool exact = !options.write_behind_in_background;
   TempDir tmp;
