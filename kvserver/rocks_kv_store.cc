@@ -17,6 +17,7 @@
 #include <fmt/format.h>
 #include <rocksdb/db.h>
 #include <rocksdb/options.h>
+#include <rocksdb/sst_file_writer.h>
 #include <rocksdb/write_batch.h>
 
 #include "kvserver/kv_codec.h"
@@ -33,6 +34,12 @@ constexpr char kDataBegin[] = "d";
 constexpr char kDataEnd[] = "e";
 constexpr char kSessionBegin[] = "s";
 constexpr char kSessionEnd[] = "t";
+
+// Where write-behind batches are built before the DB ingests them. RocksDB
+// ignores files in its directory whose names it does not recognize.
+std::string staging_path(const std::string& dir) {
+  return dir + "/write-behind.sst.tmp";
+}
 
 // As RocksLogStore: after a write or fsync error the disk's contents are
 // unknown, and a read error means the state cannot be trusted. Stop; a
@@ -299,6 +306,7 @@ class RocksView final : public KvView {
 struct RocksKvStore::Impl {
   std::string dir;
   RocksKvStoreOptions options;
+  rocksdb::Options db_options;  // the DB's, which its table files must match
   rocksdb::DB* db = nullptr;
   // Every write not yet in the DB: the committed runs held back (see
   // "Write-behind" in the header) and the open run. Invariant: a read
@@ -338,18 +346,34 @@ struct RocksKvStore::Impl {
   }
 
   // Writes held-back runs, and the meta record of the last of them, as ONE
-  // WriteBatch in key order (sorted inserts are what the memtable's skiplist
-  // does cheaply). Any thread; `runs` must not change meanwhile.
+  // table file in key order, which the DB then ingests. Any thread; `runs`
+  // must not change meanwhile.
+  //
+  // The meta record is in the same file as the changes it describes, and an
+  // ingestion is atomic (one MANIFEST record), so after a crash the store is
+  // at some commit, never between two. Durable on return: ingestion links
+  // the file into the DB, fsyncs it and the directory, and syncs the
+  // MANIFEST record before it returns (RocksDB's ExternalSstFileIngestionJob).
+  // A crash while the file is being written leaves only the staging file,
+  // which the next batch (or open) overwrites.
   void write_sorted(const RunOverlay& runs, const std::string& meta_record) const {
-    rocksdb::WriteBatch b;
+    const std::string path = staging_path(dir);
+    rocksdb::SstFileWriter file(rocksdb::EnvOptions(db_options), db_options);
+    check(file.Open(path), "creating a write-behind table file");
+    bool meta_added = false;
+    auto add_meta = [&] {
+      check(file.Put(kMetaKey, meta_record), "writing the meta record");
+      meta_added = true;
+    };
     runs.for_each_sorted([&](std::string_view k, const std::string_view* v) {
-      check(v != nullptr ? b.Put(k, *v) : b.Delete(k), "batching held-back writes");
+      if (!meta_added && k > kMetaKey) add_meta();
+      check(v != nullptr ? file.Put(k, *v) : file.Delete(k), "writing held-back writes");
     });
-    // The meta record rides in the same batch as the changes it describes:
-    // after a crash the store is at some commit, never between two.
-    check(b.Put(kMetaKey, meta_record), "batching the meta record");
-    // Not synced: durability comes from the Raft log (see the header).
-    write(&b, /*sync=*/false, "writing held-back apply runs");
+    if (!meta_added) add_meta();
+    check(file.Finish(), "finishing a write-behind table file");
+    rocksdb::IngestExternalFileOptions ingest;
+    ingest.move_files = true;
+    check(db->IngestExternalFile({path}, ingest), "ingesting held-back writes");
   }
 
   // Waits for the background write, if any: its runs are in the DB then.
@@ -468,17 +492,14 @@ std::unique_ptr<RocksKvStore> RocksKvStore::open(const std::string& dir,
   rocksdb::Options o;
   o.create_if_missing = true;
   o.paranoid_checks = true;
-  // Recovery: writes are not synced one by one, so a machine crash may tear
-  // the WAL anywhere after the last sync(). Point-in-time recovery replays
-  // up to the first bad record and stops, leaving a prefix of the commits:
-  // a consistent state at some applied index, from which the node replays
-  // the Raft log. (The Raft log's store uses a stricter mode because its
-  // synced records are promises; these are not.) One column family keeps
-  // the prefix property across memtable flushes.
+  // Recovery: only replace() writes through the WAL (commits are ingested
+  // as table files), and a machine crash may tear those writes anywhere
+  // before its final sync. Point-in-time recovery replays up to the first
+  // bad record and stops, leaving a prefix of them, which open() then
+  // recognizes by the "replacing" flag. (The Raft log's store uses a
+  // stricter mode because its synced records are promises; these are not.)
+  // One column family keeps the prefix property across memtable flushes.
   o.wal_recovery_mode = rocksdb::WALRecoveryMode::kPointInTimeRecovery;
-  // Keys arrive in random order, and a memtable insert walks the skiplist:
-  // a 16 MB memtable (default 64) measured ~8% more puts/s on 2 cores.
-  o.write_buffer_size = size_t{16} << 20;
   // Compaction reads its input 2 MiB per syscall instead of one 4 KiB block
   // per pread (RocksDB 7.8's default): ~12k fewer syscalls/s per node under
   // saturating puts, where each is costly on a VM.
@@ -486,8 +507,10 @@ std::unique_ptr<RocksKvStore> RocksKvStore::open(const std::string& dir,
   auto impl = std::make_unique<Impl>();
   impl->dir = dir;
   impl->options = options;
+  impl->db_options = o;
   rocksdb::Status s = rocksdb::DB::Open(o, dir, &impl->db);
   if (!s.ok()) return refuse("RocksDB: " + s.ToString());
+  fs::remove(staging_path(dir), ec);  // a batch a crash cut short: never ingested
   rocksdb::DB* db = impl->db;
 
   std::string value;
@@ -671,7 +694,9 @@ void RocksKvStore::replace(const KvMeta& meta, const std::function<void(KvSink&)
   m.sessions.clear();
   fill(sink);
   m.check(b.Put(kMetaKey, encode_meta(meta, 0)), "batching the meta record");
-  m.write(&b, false, "finishing a restore");
+  // Synced: the batches ingested after this are durable at once, and must
+  // never outlive (in a machine crash) the restored state they change.
+  m.write(&b, true, "finishing a restore");
   written();
   m.meta = meta;
 }
@@ -679,10 +704,9 @@ void RocksKvStore::replace(const KvMeta& meta, const std::function<void(KvSink&)
 void RocksKvStore::sync() {
   Impl& m = *impl_;
   RAFTKV_CHECK_MSG(!m.run_open, "sync() with uncommitted writes");
+  // Ingesting the held-back runs makes every commit durable (write_sorted);
+  // the WAL holds only replace()'s writes, synced when it finished.
   m.write_held_back();
-  // Every commit is in the WAL (or already in a synced SST file); after
-  // this they all survive a machine crash.
-  m.check(m.db->SyncWAL(), "syncing the WAL");
 }
 
 const std::string& RocksKvStore::dir() const {

@@ -15,18 +15,19 @@
 // per key) that reads consult before the DB. commit() closes an apply run
 // but keeps it there until the overlay holds write_behind_bytes; then all
 // held-back runs, and the meta record of the last, go to the DB as ONE
-// WriteBatch in key order, without syncing the WAL. After a crash the store
-// is therefore at some earlier commit, and the node replays the Raft log
-// (the durable record) from the applied index found here. Why: written run
-// by run, a put costs two random-key memtable inserts (value, session);
-// held back, a client's session is written once per batch however many
-// puts it made, and thousands of sorted keys go into the skiplist far more
-// cheaply than the same keys in arrival order (docs/PERFORMANCE.md).
+// table file in key order, which the DB ingests atomically and durably.
+// After a crash the store is therefore at some earlier commit, and the node
+// replays the Raft log (the durable record) from the applied index found
+// here. Why: written run by run, a put costs two random-key memtable
+// inserts (value, session); held back, a client's session is written once
+// per batch however many puts it made; and a sorted table file bypasses the
+// WAL, the memtable and its flush, which cost ~2 of ~4.5 us of CPU per put
+// as a sorted WriteBatch (store-bench, docs/PERFORMANCE.md).
 // The batch is sorted and written by a background thread, one batch at a
 // time, while reads consult it (a 4 MiB write stalled the Raft thread for
-// tens of ms). sync() and view() write the held-back runs first. sync()
-// fsyncs the WAL; the node calls it (via KvStateMachine::checkpoint) before
-// compacting the log, so the state always covers the log's compacted prefix.
+// tens of ms). sync() and view() write the held-back runs first; the node
+// calls sync() (via KvStateMachine::checkpoint) before compacting the log,
+// so the state always covers the log's compacted prefix.
 //
 // Views are RocksDB snapshots (GetSnapshot): pinning one is O(1); while it
 // is held, RocksDB keeps the versions it sees (disk, not memory).

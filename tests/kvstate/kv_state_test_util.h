@@ -4,6 +4,7 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <map>
 #include <random>
 #include <string>
 #include <vector>
@@ -128,14 +129,27 @@ inline void copy_dir(const std::filesystem::path& from, const std::filesystem::p
   }
 }
 
-// The newest WAL file of a RocksDB directory.
-inline std::filesystem::path newest_wal(const std::filesystem::path& dir) {
-  std::filesystem::path best;
-  for (const auto& e : std::filesystem::directory_iterator(dir)) {
-    if (e.path().extension() == ".log" && (best.empty() || e.path().filename() > best.filename()))
-      best = e.path();
+// copy_dir while RocksDB may be flushing or compacting in the background:
+// retried until no file appeared, vanished or changed size during the copy,
+// so that the copy is a state the directory really was in.
+inline void copy_dir_settled(const std::filesystem::path& from, const std::filesystem::path& to) {
+  auto listing = [&] {
+    std::map<std::string, uintmax_t> files;
+    for (const auto& e : std::filesystem::directory_iterator(from)) {
+      if (e.is_regular_file()) files[e.path().filename().string()] = e.file_size();
+    }
+    return files;
+  };
+  for (;;) {
+    try {
+      auto before = listing();
+      std::filesystem::remove_all(to);
+      copy_dir(from, to);
+      if (listing() == before) return;
+    } catch (const std::filesystem::filesystem_error&) {
+      // a file vanished while being listed or copied: again
+    }
   }
-  return best;
 }
 
 }  // namespace raftkv::kv::testing
