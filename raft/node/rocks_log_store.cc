@@ -8,6 +8,7 @@
 #include <limits>
 #include <map>
 #include <mutex>
+#include <span>
 #include <system_error>
 
 #include <fmt/format.h>
@@ -36,11 +37,27 @@ void check_batch_op(const rocksdb::Status& s) {
   if (!s.ok()) fail_stop("building a write batch: " + rocks_error(s));
 }
 
-// The log bounds as the requests of one group are laid into a batch.
+// Entries a batch writes as one log value: one request's (ready.h: the
+// entries of a Ready arrive, and are written, together).
+struct PendingGroup {
+  Index first;
+  std::span<const Entry> entries;
+};
+
+// The log as the requests of one write_group are laid into a batch.
 struct Bounds {
   Index snapshot_index;
   Index last_index;
+  size_t kept_groups;  // LogState::groups[0, kept_groups) are still stored
+  std::vector<PendingGroup> added;
 };
+
+std::string encode_group(std::span<const Entry> entries) {
+  std::string value;
+  for (const Entry& e : entries)
+    codec::append_entry(value, e);
+  return value;
+}
 
 // LogState: the in-memory index of the durable state, which answers
 // first_index(), last_index(), term() and the meta queries without IO.
@@ -50,9 +67,20 @@ struct LogState {
   // Invariant: terms[k] is the term of entry first_index() + k, and the log
   // column family holds exactly the entries [first_index(), last_index()].
   std::deque<Term> terms;
+  // The key (first index) of each value in the log column family, in
+  // order. Invariant: empty iff terms is; else groups.front() ==
+  // first_index(), and each value holds the entries up to the next key
+  // (the last, up to last_index()).
+  std::deque<Index> groups;
 
   Index first_index() const { return snapshot.meta.index + 1; }
   Index last_index() const { return snapshot.meta.index + terms.size(); }
+  // The key of the value holding entry i, first_index() <= i <= last_index().
+  Index group_of(Index i) const { return *(std::upper_bound(groups.begin(), groups.end(), i) - 1); }
+  // The last entry of groups[k].
+  Index group_end(size_t k) const {
+    return k + 1 < groups.size() ? groups[k + 1] - 1 : last_index();
+  }
 };
 
 // Reads and verifies the snapshot data described by `rec`.
@@ -140,15 +168,15 @@ class RecentEntries {
     }
     return true;
   }
+  void clear() {
+    entries_.clear();
+    bytes_ = 0;
+  }
 
  private:
   void pop_back() {
     bytes_ -= entries_.back().byte_size();
     entries_.pop_back();
-  }
-  void clear() {
-    entries_.clear();
-    bytes_ = 0;
   }
   std::deque<Entry> entries_;
   size_t bytes_ = 0;
@@ -228,7 +256,7 @@ struct RocksLogStore::Impl {
                                          codec::encode_index_key(b.last_index + 1)));
       }
       rec = put_snapshot(batch, snap.meta, snap.data);
-      b = Bounds{snap.meta.index, snap.meta.index};
+      b = Bounds{snap.meta.index, snap.meta.index, 0, {}};
     }
     if (!req.entries.empty()) {
       RAFTKV_CHECK(req.entries.front().index.value >= 1);
@@ -243,15 +271,18 @@ struct RocksLogStore::Impl {
         // Later operations in a batch win over earlier ones, so the Puts
         // below land on top of the range deletion.
         if (from <= b.last_index) {
+          cut_groups_before(from, b, batch);
           check_batch_op(batch.DeleteRange(log_cf, codec::encode_index_key(from),
                                            codec::encode_index_key(b.last_index + 1)));
         }
-        for (size_t k = skip; k < req.entries.size(); ++k) {
-          const Entry& e = req.entries[k];
-          RAFTKV_CHECK(e.index == from + (k - skip));
-          check_batch_op(
-              batch.Put(log_cf, codec::encode_index_key(e.index), codec::encode_entry(e)));
-        }
+        std::span<const Entry> run(req.entries.begin() + static_cast<std::ptrdiff_t>(skip),
+                                   req.entries.end());
+        for (size_t k = 0; k < run.size(); ++k)
+          RAFTKV_CHECK(run[k].index == from + k);
+        // One value for the whole run: a RocksDB key (a memtable insert, and
+        // its share of flushes and compactions) per write, not per entry.
+        check_batch_op(batch.Put(log_cf, codec::encode_index_key(from), encode_group(run)));
+        b.added.push_back(PendingGroup{from, run});
         b.last_index = req.entries.back().index;
       }
     }
@@ -259,6 +290,48 @@ struct RocksLogStore::Impl {
       check_batch_op(batch.Put(meta_cf, kHardStateKey, codec::encode_hard_state(*req.hard_state)));
     }
     return rec;
+  }
+
+  // Before the entries from `from` on are replaced: drops the groups that
+  // start there or later, and rewrites the one that holds `from` with only
+  // its entries before `from`. Writers only.
+  void cut_groups_before(Index from, Bounds& b, rocksdb::WriteBatch& batch) {
+    while (!b.added.empty() && b.added.back().first >= from)
+      b.added.pop_back();
+    if (!b.added.empty()) {
+      PendingGroup& g = b.added.back();
+      if (g.first + g.entries.size() > from) {
+        g.entries = g.entries.first(from - g.first);
+        check_batch_op(
+            batch.Put(log_cf, codec::encode_index_key(g.first), encode_group(g.entries)));
+      }
+      return;
+    }
+    while (b.kept_groups > 0 && state.groups[b.kept_groups - 1] >= from)
+      --b.kept_groups;
+    if (b.kept_groups > 0 && state.group_end(b.kept_groups - 1) >= from) {
+      put_part_of_group(state.groups[b.kept_groups - 1], state.groups[b.kept_groups - 1], from - 1,
+                        batch);
+    }
+  }
+
+  // Puts the entries [lo, hi] of the stored group that starts at `first`
+  // as one value under key lo, copying their records as they are. Writers
+  // only: reads the latest write, not the published view.
+  void put_part_of_group(Index first, Index lo, Index hi, rocksdb::WriteBatch& batch) {
+    std::string value;
+    rocksdb::Status s =
+        db->Get(rocksdb::ReadOptions(), log_cf, codec::encode_index_key(first), &value);
+    if (!s.ok())
+      fail_stop(fmt::format("reading log value {} in {}: {}", first, dir, rocks_error(s)));
+    std::string part;
+    std::string_view rest = value;
+    for (Index i = first; i <= hi; ++i) {
+      codec::Decoded<std::string_view> record = codec::split_entry_record(&rest);
+      if (!record.value) fail_stop(fmt::format("log entry {} in {}: {}", i, dir, record.error));
+      if (i >= lo) part.append(*record.value);
+    }
+    check_batch_op(batch.Put(log_cf, codec::encode_index_key(lo), part));
   }
 
   // The in-memory twin of add_to_batch; mirrors MemoryStorage.
@@ -454,10 +527,13 @@ OpenResult RocksLogStoreAccess::open(const std::string& dir, const RocksLogStore
   } else {
     codec::Decoded<uint32_t> format = codec::decode_format_version(value);
     if (!format.value) return refuse("meta format_version: " + format.error);
-    if (*format.value != RocksLogStore::kFormatVersion) {
-      return refuse(fmt::format("unsupported format version {} (this build reads {})",
-                                *format.value, RocksLogStore::kFormatVersion));
+    if (*format.value != RocksLogStore::kFormatVersion &&
+        *format.value != RocksLogStore::kOldestFormatVersion) {
+      return refuse(fmt::format("unsupported format version {} (this build reads {} and {})",
+                                *format.value, RocksLogStore::kOldestFormatVersion,
+                                RocksLogStore::kFormatVersion));
     }
+    const bool upgrade = *format.value != RocksLogStore::kFormatVersion;
     // A column family that vanished from an initialized store was created
     // empty by this open; the data it held is gone.
     for (const std::string& name : own) {
@@ -522,19 +598,26 @@ OpenResult RocksLogStoreAccess::open(const std::string& dir, const RocksLogStore
         }
         return refuse(fmt::format("log gap: {} follows {}", i, expect - 1));
       }
-      codec::Decoded<Entry> e = codec::decode_entry(it->value().ToStringView());
-      if (!e.value) return refuse(fmt::format("log entry {}: {}", i, e.error));
-      if (e.value->index != i) {
-        return refuse(
-            fmt::format("log entry {}: stored index {} does not match its key", i, e.value->index));
+      std::string_view rest = it->value().ToStringView();
+      if (rest.empty()) return refuse(fmt::format("log entry {}: empty value", i));
+      state.groups.push_back(i);
+      for (; !rest.empty(); ++i) {
+        codec::Decoded<std::string_view> record = codec::split_entry_record(&rest);
+        if (!record.value) return refuse(fmt::format("log entry {}: {}", i, record.error));
+        codec::Decoded<Entry> e = codec::decode_entry(*record.value);
+        if (!e.value) return refuse(fmt::format("log entry {}: {}", i, e.error));
+        if (e.value->index != i) {
+          return refuse(fmt::format("log entry {}: stored index {} does not match its key", i,
+                                    e.value->index));
+        }
+        if (e.value->term < prev_term) {
+          return refuse(fmt::format("log entry {}: term {} is below term {} before it", i,
+                                    e.value->term, prev_term));
+        }
+        prev_term = e.value->term;
+        state.terms.push_back(e.value->term);
       }
-      if (e.value->term < prev_term) {
-        return refuse(fmt::format("log entry {}: term {} is below term {} before it", i,
-                                  e.value->term, prev_term));
-      }
-      prev_term = e.value->term;
-      state.terms.push_back(e.value->term);
-      ++expect;
+      expect = i;
     }
     if (!it->status().ok()) return refuse(rocks_error(it->status()));
     it.reset();
@@ -546,6 +629,16 @@ OpenResult RocksLogStoreAccess::open(const std::string& dir, const RocksLogStore
     codec::Decoded<std::string> data =
         read_snapshot_data(db, impl->snapshot_cf, ro, state.snapshot);
     if (!data.value) return refuse("snapshot data: " + data.error);
+    if (upgrade) {
+      // Format 1 (one entry per value) is format 2 with groups of one; the
+      // new number makes builds that read only format 1 refuse the store
+      // once it holds groups, instead of calling them damaged.
+      rocksdb::WriteOptions wo;
+      wo.sync = true;
+      s = db->Put(wo, impl->meta_cf, kFormatVersionKey,
+                  codec::encode_format_version(RocksLogStore::kFormatVersion));
+      if (!s.ok()) return refuse("upgrading the format: " + rocks_error(s));
+    }
   }
 
   impl->state = std::move(state);
@@ -561,6 +654,11 @@ rocksdb::ColumnFamilyHandle* RocksLogStoreAccess::column_family(RocksLogStore& s
                                                                 std::string_view name) {
   auto it = store.impl_->column_families.find(name);
   return it == store.impl_->column_families.end() ? nullptr : it->second;
+}
+
+void RocksLogStoreAccess::forget_recent_entries(RocksLogStore& store) {
+  std::lock_guard lock(store.impl_->mu);
+  store.impl_->recent.clear();
 }
 
 HardState RocksLogStore::hard_state() const {
@@ -611,11 +709,13 @@ std::optional<Snapshot> RocksLogStore::snapshot() const {
 std::vector<Entry> RocksLogStore::entries(Index lo, Index hi, size_t max_bytes) const {
   std::vector<Entry> out;
   DbSnapshot db_snap;
+  Index first;  // the key of the value holding lo
   {
     std::lock_guard lock(impl_->mu);
     const LogState& s = impl_->state;
     RAFTKV_CHECK(s.first_index() <= lo && lo <= hi && hi <= s.last_index() + 1);
     if (lo == hi || impl_->recent.read(lo, hi, max_bytes, &out)) return out;
+    first = s.group_of(lo);
     db_snap = impl_->published;
   }
   std::string upper = codec::encode_index_key(hi);
@@ -626,29 +726,38 @@ std::vector<Entry> RocksLogStore::entries(Index lo, Index hi, size_t max_bytes) 
   std::unique_ptr<rocksdb::Iterator> it(impl_->db->NewIterator(ro, impl_->log_cf));
   Index expect = lo;
   size_t bytes = 0;
-  bool limited = false;
-  for (it->Seek(codec::encode_index_key(lo)); it->Valid(); it->Next()) {
+  bool done = false;
+  for (it->Seek(codec::encode_index_key(first)); it->Valid() && !done; it->Next()) {
     std::optional<uint64_t> key = codec::decode_u64_key(it->key().ToStringView());
-    if (!key || Index(*key) != expect) break;
-    codec::Decoded<Entry> e = codec::decode_entry(it->value().ToStringView());
-    if (!e.value) fail_stop(fmt::format("log entry {} in {}: {}", expect, impl_->dir, e.error));
-    if (e.value->index != expect) {
-      fail_stop(fmt::format("log entry {} in {}: stored index {} does not match its key", expect,
-                            impl_->dir, e.value->index));
+    // The first value holds lo; each later one starts where the last ended.
+    if (!key || Index(*key) != (out.empty() ? first : expect)) break;
+    std::string_view rest = it->value().ToStringView();
+    for (Index i(*key); !rest.empty() && expect < hi; ++i) {
+      codec::Decoded<std::string_view> record = codec::split_entry_record(&rest);
+      if (!record.value)
+        fail_stop(fmt::format("log entry {} in {}: {}", i, impl_->dir, record.error));
+      if (i < lo) continue;
+      codec::Decoded<Entry> e = codec::decode_entry(*record.value);
+      if (!e.value) fail_stop(fmt::format("log entry {} in {}: {}", i, impl_->dir, e.error));
+      if (e.value->index != i) {
+        fail_stop(fmt::format("log entry {} in {}: stored index {} does not match its key", i,
+                              impl_->dir, e.value->index));
+      }
+      bytes += e.value->byte_size();
+      if (!out.empty() && bytes > max_bytes) {
+        done = true;
+        break;
+      }
+      out.push_back(std::move(*e.value));
+      ++expect;
     }
-    bytes += e.value->byte_size();
-    if (!out.empty() && bytes > max_bytes) {
-      limited = true;
-      break;
-    }
-    out.push_back(std::move(*e.value));
-    ++expect;
+    done = done || expect == hi;
   }
   if (!it->status().ok()) {
     fail_stop(fmt::format("reading log entries from {} in {}: {}", lo, impl_->dir,
                           rocks_error(it->status())));
   }
-  if (!limited && expect != hi) {
+  if (!done) {
     fail_stop(fmt::format("log entry {} in {} is missing, though the index says [{}, {}) exist",
                           expect, impl_->dir, lo, hi));
   }
@@ -663,7 +772,7 @@ void RocksLogStore::write(const WriteRequest& req) {
 void RocksLogStore::write_group(std::span<const WriteRequest* const> reqs) {
   Impl& m = *impl_;
   std::lock_guard write_lock(m.write_mu);
-  Bounds b{m.state.snapshot.meta.index, m.state.last_index()};
+  Bounds b{m.state.snapshot.meta.index, m.state.last_index(), m.state.groups.size(), {}};
   rocksdb::WriteBatch batch;
   bool sync = false;
   std::vector<std::optional<codec::SnapshotRecord>> records;
@@ -682,7 +791,12 @@ void RocksLogStore::write_group(std::span<const WriteRequest* const> reqs) {
       m.recent.written(*reqs[k], s.snapshot.meta.index);
     }
     m.recent.trim(s.first_index());
+    s.groups.resize(b.kept_groups);
+    for (const PendingGroup& g : b.added)
+      s.groups.push_back(g.first);
     RAFTKV_CHECK(s.first_index() == b.snapshot_index + 1 && s.last_index() == b.last_index);
+    RAFTKV_CHECK(s.groups.empty() == s.terms.empty() &&
+                 (s.groups.empty() || s.groups.front() == s.first_index()));
   });
 }
 
@@ -708,12 +822,20 @@ StoreStatus RocksLogStore::compact(Index index, Bytes data, Term term, std::vect
   rocksdb::WriteBatch batch;
   check_batch_op(batch.DeleteRange(m.log_cf, codec::encode_index_key(s.first_index()),
                                    codec::encode_index_key(index + 1)));
+  // The groups that start at or below `index` go; the last of them may
+  // also hold entries after it, which move to a value of their own.
+  const size_t dropped = static_cast<size_t>(
+      std::upper_bound(s.groups.begin(), s.groups.end(), index) - s.groups.begin());
+  const bool split = s.group_end(dropped - 1) > index;
+  if (split) m.put_part_of_group(s.groups[dropped - 1], index + 1, s.group_end(dropped - 1), batch);
   SnapshotMeta meta{index, term, std::move(voters)};
   codec::SnapshotRecord rec = m.put_snapshot(batch, meta, data);
   m.write_batch(batch, /*sync=*/true, "compact");
   m.publish([&](LogState& st) {
     size_t drop = index - st.snapshot.meta.index;
     st.terms.erase(st.terms.begin(), st.terms.begin() + static_cast<std::ptrdiff_t>(drop));
+    st.groups.erase(st.groups.begin(), st.groups.begin() + static_cast<std::ptrdiff_t>(dropped));
+    if (split) st.groups.push_front(index + 1);
     st.snapshot = std::move(rec);
     m.recent.trim(st.first_index());
   });

@@ -2,7 +2,8 @@
 // identity — in one RocksDB instance, behind the core's LogReader interface.
 //
 // On-disk layout (format version 1; record formats in storage_codec.h):
-//   column family "log"       8-byte big-endian index -> entry record
+//   column family "log"       8-byte big-endian index -> the records of
+//                             the entries written together from there
 //   column family "meta"      "format_version", "identity" (cluster id, node
 //                             id), "hard_state", "snapshot_meta" (meta plus
 //                             the size and CRC32C of the snapshot data)
@@ -125,8 +126,11 @@ class RocksLogStore final : public LogReader {
  public:
   // Bytes per snapshot chunk in the "snapshot" column family.
   static constexpr size_t kSnapshotChunkBytes = size_t{1} << 20;
-  // The on-disk format this build reads and writes.
-  static constexpr uint32_t kFormatVersion = 1;
+  // The on-disk format this build writes; it also opens (and upgrades)
+  // stores of the oldest format. 2: a log value holds the entries of one
+  // write (storage_codec.h); 1: one entry per value.
+  static constexpr uint32_t kFormatVersion = 2;
+  static constexpr uint32_t kOldestFormatVersion = 1;
 
   // Opens the store in `dir`. A missing or empty directory becomes a new
   // store (durably initialized before open returns); an existing store is

@@ -37,6 +37,9 @@ class RocksLogStoreAccess {
   static rocksdb::DB* db(RocksLogStore& store);
   // nullptr when no column family of that name is open.
   static rocksdb::ColumnFamilyHandle* column_family(RocksLogStore& store, std::string_view name);
+  // Tests: drops the in-memory copies of recent entries, so that the next
+  // reads come from RocksDB.
+  static void forget_recent_entries(RocksLogStore& store);
 };
 
 }  // namespace raftkv::raft

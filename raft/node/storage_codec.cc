@@ -11,8 +11,6 @@
 namespace raftkv::raft::codec {
 namespace {
 
-
-
 void put_u8(std::string& out, uint8_t v) {
   out.push_back(static_cast<char>(v));
 }
@@ -117,10 +115,10 @@ std::optional<uint64_t> decode_u64_key(std::string_view key) {
   return v;
 }
 
-std::string encode_entry(const Entry& e) {
-  std::string out;
+void append_entry(std::string& out, const Entry& e) {
+  const size_t start = out.size();
   std::string_view data = e.data.view();
-  out.reserve(1 + 1 + 8 + 8 + 4 + data.size() + 4);
+  out.reserve(start + kEntryRecordOverhead + data.size());
   put_u8(out, kRecordVersion);
   put_u8(out, static_cast<uint8_t>(e.type));
   put_u64(out, e.term.value);
@@ -135,7 +133,25 @@ std::string encode_entry(const Entry& e) {
   }
   put_u32(out, static_cast<uint32_t>(data.size()));
   out.append(data);
-  return seal(std::move(out));
+  put_u32(out, crc32c(std::string_view(out).substr(start)));
+}
+
+std::string encode_entry(const Entry& e) {
+  std::string out;
+  append_entry(out, e);
+  return out;
+}
+
+Decoded<std::string_view> split_entry_record(std::string_view* rest) {
+  // The data length sits after version, type, term and index.
+  constexpr size_t kLengthAt = 1 + 1 + 8 + 8;
+  if (rest->size() < kLengthAt + 4) return {std::nullopt, "record truncated"};
+  FieldReader r(rest->substr(kLengthAt, 4));
+  const uint64_t size = kEntryRecordOverhead + uint64_t{r.u32()};
+  if (size > rest->size()) return {std::nullopt, "record truncated"};
+  std::string_view record = rest->substr(0, size);
+  rest->remove_prefix(size);
+  return {record, {}};
 }
 
 Decoded<Entry> decode_entry(std::string_view bytes) {

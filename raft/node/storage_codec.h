@@ -4,8 +4,10 @@
 // flipped bit or a torn value is detected by us even where RocksDB's own
 // block checksums would not see it (e.g. a value rewritten by a bug).
 //
-//   log key        8 bytes: the entry's index, big-endian (so RocksDB's
-//                  bytewise order is index order)
+//   log key        8 bytes: the index of the value's first entry,
+//                  big-endian (so RocksDB's bytewise order is index order)
+//   log value      the records of one or more consecutive entries (those
+//                  written together), back to back
 //   entry          [u8 version=1][u8 type][u64 term][u64 index][u32 n][n bytes data][u32 crc32c]
 //   format version [u8 version=1][u32 format][u32 crc32c]
 //   identity       [u8 version=1][u64 cluster_id][u64 node_id][u32 crc32c]
@@ -47,7 +49,14 @@ struct Decoded {
   std::string error;  // set when !value
 };
 
+// Bytes of an entry record besides the entry's data.
+inline constexpr size_t kEntryRecordOverhead = 1 + 1 + 8 + 8 + 4 + 4;
+// Appends e's record to `out` (a log value).
+void append_entry(std::string& out, const Entry& e);
 std::string encode_entry(const Entry& e);
+// Splits the first entry record off the front of `*rest` (a log value),
+// by its length field alone: decode_entry checks it.
+Decoded<std::string_view> split_entry_record(std::string_view* rest);
 // Checks length, version, type and checksum. Does not check the index
 // against the key: the caller knows the key.
 Decoded<Entry> decode_entry(std::string_view bytes);

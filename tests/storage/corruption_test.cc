@@ -282,6 +282,39 @@ TEST_F(LogDamageTest, DecreasingTermRefusesToOpen) {
   expect_refused("log entry 30: term 0 is below term 1 before it");
 }
 
+// Entries written together share one value; damage to any of them, or a
+// value cut short, is found, and named by the entry's index.
+TEST_F(LogDamageTest, DamageInsideAValueOfSeveralEntriesRefusesToOpen) {
+  WriteRequest req;
+  for (uint64_t i = 51; i <= 60; ++i)
+    req.entries.push_back(noisy_entry(i));
+  store_->write(req);
+  std::string key = codec::encode_index_key(Index(51));
+  std::string value = get(log_cf_, key);
+  std::string_view rest = value;
+  size_t offset = 0;
+  for (int k = 0; k < 4; ++k)
+    offset += codec::split_entry_record(&rest).value->size();
+  value[offset + 30] ^= 0x04;  // inside entry 55's record
+  put(log_cf_, key, value);
+  expect_refused("log entry 55: checksum mismatch");
+}
+
+TEST_F(LogDamageTest, ValueCutShortRefusesToOpen) {
+  WriteRequest req;
+  for (uint64_t i = 51; i <= 60; ++i)
+    req.entries.push_back(noisy_entry(i));
+  store_->write(req);
+  std::string key = codec::encode_index_key(Index(51));
+  std::string value = get(log_cf_, key);
+  std::string_view rest = value;
+  size_t offset = 0;
+  for (int k = 0; k < 3; ++k)
+    offset += codec::split_entry_record(&rest).value->size();
+  put(log_cf_, key, value.substr(0, offset + 20));  // inside entry 54's record
+  expect_refused("log entry 54: record truncated");
+}
+
 TEST_F(LogDamageTest, CommitBeyondTheLogRefusesToOpen) {
   put(meta_cf_, "hard_state", codec::encode_hard_state(HardState{Term(1), NodeId(1), Index(99)}));
   expect_refused("hard state commit 99 is beyond the last index 50");
@@ -296,7 +329,7 @@ TEST_F(LogDamageTest, BadHardStateChecksumRefusesToOpen) {
 
 TEST_F(LogDamageTest, UnknownFormatVersionRefusesToOpen) {
   put(meta_cf_, "format_version", codec::encode_format_version(7));
-  expect_refused("unsupported format version 7 (this build reads 1)");
+  expect_refused("unsupported format version 7 (this build reads 1 and 2)");
 }
 
 TEST_F(LogDamageTest, EntryBelowTheSnapshotRefusesToOpen) {

@@ -337,6 +337,82 @@ TEST(RocksLogStoreTest, WriteGroupEqualsWritingOneByOne) {
   }
 }
 
+// The entries of one write share a RocksDB value; a write that replaces
+// some of them, or a compaction that drops some, cuts the value, whether it
+// is stored already or earlier in the same batch. Read back from RocksDB
+// (not from the store's copies of recent entries) and after a reopen.
+TEST(RocksLogStoreTest, WritesAndCompactionsCutSharedValues) {
+  TempDir tmp;
+  auto grouped = must_open(tmp.sub("a"));
+  auto single = must_open(tmp.sub("b"));
+  std::vector<WriteRequest> reqs(4);
+  reqs[0].entries = make_entries(1, 10, 1);
+  reqs[1].entries = make_entries(11, 12, 1);
+  reqs[2].entries = make_entries(6, 8, 2);   // cuts 1..10, drops 11..12
+  reqs[3].entries = make_entries(8, 12, 3);  // cuts 6..8, written in the same batch
+  grouped->write(reqs[0]);
+  std::vector<const WriteRequest*> ptrs = {&reqs[1], &reqs[2], &reqs[3]};
+  grouped->write_group(ptrs);
+  for (const WriteRequest& r : reqs)
+    single->write(r);
+  std::vector<Entry> want = make_entries(1, 5, 1);
+  for (const Entry& e : make_entries(6, 7, 2))
+    want.push_back(e);
+  for (const Entry& e : make_entries(8, 12, 3))
+    want.push_back(e);
+  auto check = [&](RocksLogStore& s, Index first) {
+    RocksLogStoreAccess::forget_recent_entries(s);
+    ASSERT_EQ(s.first_index(), first);
+    EXPECT_EQ(s.last_index(), Index(12));
+    std::vector<Entry> tail(want.begin() + static_cast<std::ptrdiff_t>(first.value - 1),
+                            want.end());
+    EXPECT_EQ(s.entries(first, Index(13), SIZE_MAX), tail);
+    for (Index lo = first; lo <= Index(12); ++lo)
+      EXPECT_EQ(s.entries(lo, lo + 1, SIZE_MAX), std::vector<Entry>{want[lo.value - 1]})
+          << lo.value;
+  };
+  check(*grouped, Index(1));
+  check(*single, Index(1));
+  ASSERT_TRUE(grouped->compact(Index(9), Bytes(), Term(3), kVoters).ok());  // inside 8..12
+  ASSERT_TRUE(grouped->compact(Index(10), Bytes(), Term(3), kVoters).ok());
+  check(*grouped, Index(11));
+  std::string dir = grouped->dir();
+  grouped.reset();
+  grouped = must_open(dir);
+  check(*grouped, Index(11));
+}
+
+// Format 1 stored one entry per value: format 2 with groups of one. Such a
+// store opens, is marked format 2, and goes on with shared values.
+TEST(RocksLogStoreTest, FormatOneStoreOpensAndIsUpgraded) {
+  TempDir tmp;
+  auto store = must_open(tmp.sub("db"));
+  for (uint64_t i = 1; i <= 5; ++i)
+    store->write(testing::append_request(make_entries(i, i, 1)));
+  rocksdb::DB* db = RocksLogStoreAccess::db(*store);
+  auto* meta_cf = RocksLogStoreAccess::column_family(*store, kMetaColumnFamily);
+  rocksdb::WriteOptions wo;
+  wo.sync = true;
+  ASSERT_TRUE(db->Put(wo, meta_cf, "format_version", codec::encode_format_version(1)).ok());
+  std::string dir = store->dir();
+  store.reset();
+
+  store = must_open(dir);
+  EXPECT_EQ(store->entries(Index(1), Index(6), SIZE_MAX), make_entries(1, 5, 1));
+  db = RocksLogStoreAccess::db(*store);
+  meta_cf = RocksLogStoreAccess::column_family(*store, kMetaColumnFamily);
+  std::string format;
+  ASSERT_TRUE(db->Get(rocksdb::ReadOptions(), meta_cf, "format_version", &format).ok());
+  EXPECT_EQ(codec::decode_format_version(format).value, RocksLogStore::kFormatVersion);
+  store->write(testing::append_request(make_entries(6, 9, 2)));
+  store.reset();
+  store = must_open(dir);
+  std::vector<Entry> want = make_entries(1, 5, 1);
+  for (const Entry& e : make_entries(6, 9, 2))
+    want.push_back(e);
+  EXPECT_EQ(store->entries(Index(1), Index(10), SIZE_MAX), want);
+}
+
 TEST(RocksLogStoreTest, ReadersSeeAConsistentStateWhileAWriterRuns) {
   TempDir tmp;
   auto store = must_open(tmp.sub("db"));

@@ -55,6 +55,43 @@ TEST(StorageCodecTest, EveryFlippedBitOrTruncationIsDetected) {
   EXPECT_EQ(decode_entry(good.substr(0, good.size() - 1)).error, "checksum mismatch");
 }
 
+TEST(StorageCodecTest, ALogValueSplitsIntoItsEntries) {
+  std::vector<Entry> written = {
+      Entry{Term(2), Index(5), EntryType::kNormal, Bytes(std::string("five"))},
+      Entry{Term(2), Index(6), EntryType::kNoop, Bytes()},
+      Entry{Term(3), Index(7), EntryType::kNormal, Bytes(std::string(300, 'x'))}};
+  std::string value;
+  for (const Entry& e : written)
+    append_entry(value, e);
+  EXPECT_EQ(value.substr(0, encode_entry(written[0]).size()), encode_entry(written[0]));
+  std::string_view rest = value;
+  for (const Entry& e : written) {
+    Decoded<std::string_view> record = split_entry_record(&rest);
+    ASSERT_TRUE(record.value) << record.error;
+    EXPECT_EQ(record.value->size(), kEntryRecordOverhead + e.data.size());
+    Decoded<Entry> d = decode_entry(*record.value);
+    ASSERT_TRUE(d.value) << d.error;
+    EXPECT_EQ(*d.value, e);
+  }
+  EXPECT_TRUE(rest.empty());
+  // A value cut anywhere inside a record: that record is "truncated".
+  for (size_t len = 1; len < value.size(); ++len) {
+    std::string_view cut = std::string_view(value).substr(0, len);
+    bool refused = false;
+    while (!cut.empty() && !refused) {
+      Decoded<std::string_view> record = split_entry_record(&cut);
+      refused = !record.value;
+      if (refused) {
+        EXPECT_EQ(record.error, "record truncated") << "length " << len;
+      }
+    }
+    const bool on_boundary =
+        len == encode_entry(written[0]).size() ||
+        len == encode_entry(written[0]).size() + encode_entry(written[1]).size();
+    EXPECT_EQ(refused, !on_boundary) << "length " << len;
+  }
+}
+
 TEST(StorageCodecTest, MetaRecordsRoundTrip) {
   HardState hs{Term(5), NodeId(2), Index(17)};
   EXPECT_EQ(*decode_hard_state(encode_hard_state(hs)).value, hs);
