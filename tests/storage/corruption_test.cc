@@ -239,6 +239,21 @@ class LogDamageTest : public ::testing::Test {
     return value;
   }
 
+  // Writes entries 51..60 in one write (one shared value) and returns the
+  // value and the offset of entry `at`'s record in it.
+  std::pair<std::string, size_t> write_shared_value(uint64_t at) {
+    WriteRequest req;
+    for (uint64_t i = 51; i <= 60; ++i)
+      req.entries.push_back(noisy_entry(i));
+    store_->write(req);
+    std::string value = get(log_cf_, codec::encode_index_key(Index(51)));
+    std::string_view rest = value;
+    size_t offset = 0;
+    for (uint64_t i = 51; i < at; ++i)
+      offset += codec::split_entry_record(&rest).value->size();
+    return {value, offset};
+  }
+
   // Closes the damaged store and expects open to refuse, naming `problem`.
   void expect_refused(const std::string& problem) {
     std::string dir = store_->dir();
@@ -285,33 +300,16 @@ TEST_F(LogDamageTest, DecreasingTermRefusesToOpen) {
 // Entries written together share one value; damage to any of them, or a
 // value cut short, is found, and named by the entry's index.
 TEST_F(LogDamageTest, DamageInsideAValueOfSeveralEntriesRefusesToOpen) {
-  WriteRequest req;
-  for (uint64_t i = 51; i <= 60; ++i)
-    req.entries.push_back(noisy_entry(i));
-  store_->write(req);
-  std::string key = codec::encode_index_key(Index(51));
-  std::string value = get(log_cf_, key);
-  std::string_view rest = value;
-  size_t offset = 0;
-  for (int k = 0; k < 4; ++k)
-    offset += codec::split_entry_record(&rest).value->size();
+  auto [value, offset] = write_shared_value(55);
   value[offset + 30] ^= 0x04;  // inside entry 55's record
-  put(log_cf_, key, value);
+  put(log_cf_, codec::encode_index_key(Index(51)), value);
   expect_refused("log entry 55: checksum mismatch");
 }
 
 TEST_F(LogDamageTest, ValueCutShortRefusesToOpen) {
-  WriteRequest req;
-  for (uint64_t i = 51; i <= 60; ++i)
-    req.entries.push_back(noisy_entry(i));
-  store_->write(req);
-  std::string key = codec::encode_index_key(Index(51));
-  std::string value = get(log_cf_, key);
-  std::string_view rest = value;
-  size_t offset = 0;
-  for (int k = 0; k < 3; ++k)
-    offset += codec::split_entry_record(&rest).value->size();
-  put(log_cf_, key, value.substr(0, offset + 20));  // inside entry 54's record
+  auto [value, offset] = write_shared_value(54);
+  // Inside entry 54's record.
+  put(log_cf_, codec::encode_index_key(Index(51)), value.substr(0, offset + 20));
   expect_refused("log entry 54: record truncated");
 }
 
