@@ -9,6 +9,7 @@
 // 2-core VM than the throughput of a whole cluster does.
 #include <sys/resource.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
@@ -32,7 +33,7 @@ double cpu_seconds() {
 
 struct Config {
   std::string store = "state";
-  std::string dir = "/tmp/store-bench";
+  std::string dir;
   uint64_t puts = 1'000'000;
   uint64_t run = 75;
   uint64_t keys = 100'000;
@@ -48,7 +49,7 @@ void measure(const Config& c, F put_run, G close) {
   const double cpu0 = cpu_seconds();
   const auto t0 = std::chrono::steady_clock::now();
   for (uint64_t done = 0; done < c.puts; done += c.run)
-    put_run(done);
+    put_run(done, std::min(c.run, c.puts - done));
   close();
   const double cpu = cpu_seconds() - cpu0;
   const double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
@@ -70,8 +71,8 @@ int bench_state(const Config& c) {
   raftkv::kv::KvMeta meta;
   measure(
       c,
-      [&](uint64_t done) {
-        for (uint64_t i = 0; i < c.run; ++i) {
+      [&](uint64_t done, uint64_t n) {
+        for (uint64_t i = 0; i < n; ++i) {
           std::string key = fmt::format("{:016}", rng() % c.keys);
           value[0] = char('a' + rng() % 26);
           store->put(key, value);
@@ -80,7 +81,7 @@ int bench_state(const Config& c) {
           s.last_active_ms = done + i;
           store->put_session(rng() % c.clients, s);
         }
-        meta.applied = raftkv::raft::Index{done + c.run};
+        meta.applied = raftkv::raft::Index{done + n};
         store->set_meta(meta);
         store->commit();
       },
@@ -101,14 +102,14 @@ int bench_log(const Config& c) {
   std::string payload(c.value_size + 40, 'p');
   measure(
       c,
-      [&](uint64_t done) {
+      [&](uint64_t done, uint64_t n) {
         raftkv::raft::WriteRequest req;
-        for (uint64_t i = 1; i <= c.run; ++i) {
+        for (uint64_t i = 1; i <= n; ++i) {
           req.entries.push_back({raftkv::raft::Term{1}, raftkv::raft::Index{done + i},
                                  raftkv::raft::EntryType::kNormal, raftkv::raft::Bytes(payload)});
         }
         store->write(req);
-        const uint64_t last = done + c.run;
+        const uint64_t last = done + n;
         if (last / 100'000 != done / 100'000) {
           raftkv::raft::StoreStatus st = store->compact(raftkv::raft::Index{last}, {},
                                                         raftkv::raft::Term{1}, o.initial_voters);
@@ -125,7 +126,8 @@ int main(int argc, char** argv) {
   Config c;
   CLI::App app("store-bench: CPU per put of the state store or the log store, driven directly");
   app.add_option("--store", c.store, "state or log")->check(CLI::IsMember({"state", "log"}));
-  app.add_option("--dir", c.dir, "data directory (emptied first)");
+  app.add_option("--dir", c.dir, "data directory: must not exist or be empty; kept afterwards")
+      ->required();
   app.add_option("--puts", c.puts, "puts to apply or append")->check(CLI::PositiveNumber);
   app.add_option("--run", c.run, "puts per commit (state) or synced write (log)")
       ->check(CLI::PositiveNumber);
@@ -134,7 +136,12 @@ int main(int argc, char** argv) {
   app.add_option("--clients", c.clients, "distinct session ids")->check(CLI::PositiveNumber);
   app.add_option("--seed", c.seed, "random seed");
   CLI11_PARSE(app, argc, argv);
+  // Never deletes anything: a mistyped --dir must not cost anyone data.
   std::error_code ec;
-  std::filesystem::remove_all(c.dir, ec);
+  if (std::filesystem::exists(c.dir, ec) && !std::filesystem::is_empty(c.dir, ec)) {
+    fmt::print(stderr, "store-bench: --dir {} is not empty; give a new or empty directory\n",
+               c.dir);
+    return 2;
+  }
   return c.store == "state" ? bench_state(c) : bench_log(c);
 }
