@@ -602,14 +602,8 @@ OpenResult RocksLogStoreAccess::open(const std::string& dir, const RocksLogStore
       if (rest.empty()) return refuse(fmt::format("log entry {}: empty value", i));
       state.groups.push_back(i);
       for (; !rest.empty(); ++i) {
-        codec::Decoded<std::string_view> record = codec::split_entry_record(&rest);
-        if (!record.value) return refuse(fmt::format("log entry {}: {}", i, record.error));
-        codec::Decoded<Entry> e = codec::decode_entry(*record.value);
+        codec::Decoded<Entry> e = codec::decode_next_entry(&rest, i);
         if (!e.value) return refuse(fmt::format("log entry {}: {}", i, e.error));
-        if (e.value->index != i) {
-          return refuse(fmt::format("log entry {}: stored index {} does not match its key", i,
-                                    e.value->index));
-        }
         if (e.value->term < prev_term) {
           return refuse(fmt::format("log entry {}: term {} is below term {} before it", i,
                                     e.value->term, prev_term));
@@ -724,42 +718,38 @@ std::vector<Entry> RocksLogStore::entries(Index lo, Index hi, size_t max_bytes) 
   ro.snapshot = db_snap.get();
   ro.iterate_upper_bound = &upper_slice;
   std::unique_ptr<rocksdb::Iterator> it(impl_->db->NewIterator(ro, impl_->log_cf));
-  Index expect = lo;
+  Index i = first;  // the entry the next record holds
   size_t bytes = 0;
-  bool done = false;
-  for (it->Seek(codec::encode_index_key(first)); it->Valid() && !done; it->Next()) {
+  bool limited = false;
+  for (it->Seek(codec::encode_index_key(first)); it->Valid() && i < hi && !limited; it->Next()) {
+    // Each value starts where the one before ended.
     std::optional<uint64_t> key = codec::decode_u64_key(it->key().ToStringView());
-    // The first value holds lo; each later one starts where the last ended.
-    if (!key || Index(*key) != (out.empty() ? first : expect)) break;
+    if (!key || Index(*key) != i) break;
     std::string_view rest = it->value().ToStringView();
-    for (Index i(*key); !rest.empty() && expect < hi; ++i) {
-      codec::Decoded<std::string_view> record = codec::split_entry_record(&rest);
-      if (!record.value)
-        fail_stop(fmt::format("log entry {} in {}: {}", i, impl_->dir, record.error));
-      if (i < lo) continue;
-      codec::Decoded<Entry> e = codec::decode_entry(*record.value);
-      if (!e.value) fail_stop(fmt::format("log entry {} in {}: {}", i, impl_->dir, e.error));
-      if (e.value->index != i) {
-        fail_stop(fmt::format("log entry {} in {}: stored index {} does not match its key", i,
-                              impl_->dir, e.value->index));
+    for (; !rest.empty() && i < hi; ++i) {
+      if (i < lo) {  // in the first value, before lo: skipped undecoded
+        codec::Decoded<std::string_view> skipped = codec::split_entry_record(&rest);
+        if (!skipped.value)
+          fail_stop(fmt::format("log entry {} in {}: {}", i, impl_->dir, skipped.error));
+        continue;
       }
+      codec::Decoded<Entry> e = codec::decode_next_entry(&rest, i);
+      if (!e.value) fail_stop(fmt::format("log entry {} in {}: {}", i, impl_->dir, e.error));
       bytes += e.value->byte_size();
       if (!out.empty() && bytes > max_bytes) {
-        done = true;
+        limited = true;
         break;
       }
       out.push_back(std::move(*e.value));
-      ++expect;
     }
-    done = done || expect == hi;
   }
   if (!it->status().ok()) {
     fail_stop(fmt::format("reading log entries from {} in {}: {}", lo, impl_->dir,
                           rocks_error(it->status())));
   }
-  if (!done) {
-    fail_stop(fmt::format("log entry {} in {} is missing, though the index says [{}, {}) exist",
-                          expect, impl_->dir, lo, hi));
+  if (!limited && i != hi) {
+    fail_stop(fmt::format("log entry {} in {} is missing, though the index says [{}, {}) exist", i,
+                          impl_->dir, lo, hi));
   }
   return out;
 }

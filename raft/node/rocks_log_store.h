@@ -1,7 +1,7 @@
 // RocksLogStore: a node's durable Raft state — log, hard state, snapshot and
 // identity — in one RocksDB instance, behind the core's LogReader interface.
 //
-// On-disk layout (format version 1; record formats in storage_codec.h):
+// On-disk layout (format version 2; record formats in storage_codec.h):
 //   column family "log"       8-byte big-endian index -> the records of
 //                             the entries written together from there
 //   column family "meta"      "format_version", "identity" (cluster id, node

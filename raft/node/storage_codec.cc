@@ -173,6 +173,16 @@ Decoded<Entry> decode_entry(std::string_view bytes) {
   return {std::move(e), {}};
 }
 
+Decoded<Entry> decode_next_entry(std::string_view* rest, Index index) {
+  Decoded<std::string_view> record = split_entry_record(rest);
+  if (!record.value) return {std::nullopt, record.error};
+  Decoded<Entry> e = decode_entry(*record.value);
+  if (e.value && e.value->index != index) {
+    return {std::nullopt, fmt::format("stored index {} does not match its key", e.value->index)};
+  }
+  return e;
+}
+
 std::string encode_format_version(uint32_t format) {
   std::string out;
   put_u8(out, kRecordVersion);

@@ -60,6 +60,9 @@ Decoded<std::string_view> split_entry_record(std::string_view* rest);
 // Checks length, version, type and checksum. Does not check the index
 // against the key: the caller knows the key.
 Decoded<Entry> decode_entry(std::string_view bytes);
+// Splits the next record off `*rest` (a log value) and decodes it, which
+// must give entry `index`: decode_entry's checks plus the stored index.
+Decoded<Entry> decode_next_entry(std::string_view* rest, Index index);
 
 std::string encode_format_version(uint32_t format);
 Decoded<uint32_t> decode_format_version(std::string_view bytes);
