@@ -146,7 +146,18 @@ struct Clerk::Impl {
       in_flight[call->req.request_id] = call;
       call->where = Call::Where::kInFlight;
       call->conn = shared_from_this();
-      flush();
+      schedule_flush();
+    }
+
+    // Requests sent in one turn of the I/O thread leave in one send at its
+    // end, not the first alone and the rest after it.
+    void schedule_flush() {
+      if (flush_scheduled_ || writing_ || state != State::kOpen) return;
+      flush_scheduled_ = true;
+      asio::post(socket_.get_executor(), [self = shared_from_this()] {
+        self->flush_scheduled_ = false;
+        self->flush();  // a no-op if the connection closed meanwhile
+      });
     }
 
     // Closes the connection; its calls go back to the clerk for a retry.
@@ -240,8 +251,9 @@ struct Clerk::Impl {
     uint64_t generation_ = 0;
     wire::FrameDecoder decoder_;
     bool writing_ = false;
-    std::string outbox_;   // frames waiting for the write in flight
-    std::string sending_;  // the write in flight
+    bool flush_scheduled_ = false;  // a flush() is posted for the end of this turn
+    std::string outbox_;            // frames waiting for the write in flight
+    std::string sending_;           // the write in flight
   };
 
   explicit Impl(Options o)
@@ -293,8 +305,15 @@ struct Clerk::Impl {
       batch.swap(submitted);
       submit_posted = false;
     }
+    // The calls submitted together share a connection (up to
+    // kCallsPerSlot of them), so they leave in one send rather than one per
+    // connection: a closed-loop caller submits as many calls as one reply
+    // batch completed, and round-robin would scatter them over all slots.
+    batch_slot = next_conn++ % conns.size();
+    batch_calls = 0;
     for (auto& [deadline, call] : batch)
       start(deadline, std::move(call));
+    batch_slot.reset();
   }
 
   // ---- The I/O thread ------------------------------------------------------
@@ -327,7 +346,11 @@ struct Clerk::Impl {
     std::shared_ptr<Conn> c = call->pinned;
     std::vector<Call*> displaced_queued, displaced_sent;
     if (!c) {
-      c = conns[next_conn++ % conns.size()];
+      if (batch_slot && ++batch_calls > kCallsPerSlot) {
+        batch_slot = next_conn++ % conns.size();
+        batch_calls = 1;
+      }
+      c = conns[batch_slot ? *batch_slot : next_conn++ % conns.size()];
       if (c->endpoint != current) {
         // The leader moved: reopen this slot to the endpoint believed to lead.
         // The old connection's calls are retried (same session and seq).
@@ -598,6 +621,11 @@ struct Clerk::Impl {
   std::vector<int> free_sessions{0};
   std::vector<std::shared_ptr<Conn>> conns;
   size_t next_conn = 0;
+  // While drain_submitted() starts a batch: the slot its calls go to, and
+  // how many went there.
+  static constexpr size_t kCallsPerSlot = 64;
+  std::optional<size_t> batch_slot;
+  size_t batch_calls = 0;
   size_t current = 0;           // endpoint believed to lead (or to try next)
   std::atomic<int> leader{-1};  // endpoint that last answered as leader; -1 unknown
   uint64_t next_request = 1;

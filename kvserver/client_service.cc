@@ -372,7 +372,21 @@ class ClientService::Impl::Connection : public std::enable_shared_from_this<Conn
       small.message = "reply exceeds the frame limit";
       (void)wire::append_client_reply_frame(small, &outbox_);
     }
-    flush();
+    schedule_flush();
+  }
+
+  // Replies made in one turn of the event loop (all the writes one apply
+  // batch completes, say) leave in one send at the end of that turn.
+  // Sending the first at once would cost a second syscall for the rest,
+  // queued behind it: 0.26 instead of 0.16 sends per put on the leader
+  // under 256 clients on 16 connections.
+  void schedule_flush() {
+    if (flush_scheduled_ || writing_ || closed_) return;
+    flush_scheduled_ = true;
+    asio::post(socket_.get_executor(), [self = shared_from_this()] {
+      self->flush_scheduled_ = false;
+      self->flush();
+    });
   }
 
   void flush() {
@@ -397,9 +411,10 @@ class ClientService::Impl::Connection : public std::enable_shared_from_this<Conn
   bool closed_ = false;
   size_t inflight_ = 0;
   bool writing_ = false;
-  std::string outbox_;   // replies waiting for the write in flight
-  std::string sending_;  // the write in flight
-  size_t in_node_ = 0;   // callbacks the RaftNode owes this connection
+  bool flush_scheduled_ = false;  // a flush() is posted for the end of this turn
+  std::string outbox_;            // replies waiting for the write in flight
+  std::string sending_;           // the write in flight
+  size_t in_node_ = 0;            // callbacks the RaftNode owes this connection
   std::vector<Slot> slots_;
   std::vector<uint32_t> free_;  // indexes of slots not in use
   // Requests in arrival (= deadline) order; answered ones leave from the front.
