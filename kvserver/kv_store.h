@@ -53,7 +53,7 @@ using KeyFn = std::function<void(std::string_view key, std::string_view value)>;
 using SessionFn = std::function<void(uint64_t client, const Session& s)>;
 
 // A consistent, read-only view of a whole store at one commit. It does not
-// change when the store is written afterwards (a RocksDB snapshot, or a
+// change when the store is written afterwards (a pinned RocksDB iterator, or a
 // copy-on-write share of the maps).
 class KvView {
  public:

@@ -99,6 +99,9 @@ class RocksKvStore final : public KvStore {
 
   const std::string& dir() const;
   bool interrupted_replace_discarded() const;
+  // Writes what is held back, then compacts every table file into the last
+  // level, in the calling thread. Views taken earlier are unaffected.
+  void compact();
 
  private:
   struct Impl;

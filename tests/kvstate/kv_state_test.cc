@@ -567,6 +567,53 @@ TEST(KvStateTest, PinnedViewStaysAtItsIndex) {
   EXPECT_EQ(written(writer150), at150);
 }
 
+// A view reads the commit it was taken at even after every key was
+// overwritten or erased, each commit became a table file, and the whole
+// store was compacted (which may drop any version the view did not pin).
+TEST(KvStateTest, ViewSurvivesOverwritesAndCompaction) {
+  TempDir tmp;
+  RocksKvStoreOptions options;
+  options.write_behind_bytes = 0;  // every commit writes a table file
+  options.write_behind_in_background = false;
+  auto store = open_store(tmp.sub("state"), options);
+  ASSERT_TRUE(store);
+  auto contents = [](const KvView& v) {
+    std::vector<std::pair<std::string, std::string>> out;
+    v.for_each_key([&](std::string_view k, std::string_view val) { out.emplace_back(k, val); });
+    v.for_each_session([&](uint64_t c, const Session& s) {
+      out.emplace_back(fmt::format("session {}", c), fmt::format("{}", s.seq));
+    });
+    return out;
+  };
+  for (int k = 0; k < 200; ++k)
+    store->put(fmt::format("key{:03}", k), fmt::format("old{}", k));
+  store->put_session(7, Session{3, {}, 0});
+  store->set_meta(KvMeta{Index(10), 0});
+  store->commit();
+  auto view = store->view();
+  const auto before = contents(*view);
+  ASSERT_EQ(before.size(), 201u);
+  for (int round = 0; round < 40; ++round) {  // 40 level-0 files: compactions run
+    for (int k = 0; k < 200; ++k) {
+      if (k % 7 == round % 7) {
+        store->erase(fmt::format("key{:03}", k));
+      } else {
+        store->put(fmt::format("key{:03}", k), fmt::format("new{}.{}", round, k));
+      }
+    }
+    store->put_session(7, Session{uint64_t(4 + round), {}, 0});
+    store->set_meta(KvMeta{Index(11 + round), 0});
+    store->commit();
+  }
+  store->compact();
+  EXPECT_EQ(contents(*view), before);
+  EXPECT_EQ(view->meta().applied, Index(10));
+  // The store itself is at the last round, which erased the keys k % 7 == 4.
+  EXPECT_EQ(store->get("key004"), std::nullopt);
+  EXPECT_EQ(store->get("key001"), "new39.1");
+  EXPECT_EQ(store->meta().applied, Index(50));
+}
+
 // Two writes of one client in one run (a client with writes in flight): the
 // first one's waiter, answered after the run, still finds its own reply.
 TEST(KvStateTest, WaitersOfOneRunFindTheirReplies) {
