@@ -526,6 +526,11 @@ std::unique_ptr<RocksKvStore> RocksKvStore::open(const std::string& dir,
   // per pread (RocksDB 7.8's default): ~12k fewer syscalls/s per node under
   // saturating puts, where each is costly on a VM.
   o.compaction_readahead_size = size_t{2} << 20;
+  // LZ4 rather than RocksDB's default Snappy: every batch is compressed once
+  // when written and again by each compaction. store-bench (6M puts, 100k
+  // keys): 1.38-1.58 instead of 1.47-1.74 us per put, in two pairs. Files
+  // written with Snappy stay readable (each block names its compression).
+  o.compression = rocksdb::kLZ4Compression;
   auto impl = std::make_unique<Impl>();
   impl->dir = dir;
   impl->options = options;
