@@ -542,7 +542,9 @@ struct Clerk::Impl {
     for (size_t i = 0; i < conns.size(); ++i) {
       std::shared_ptr<Conn> c = conns[i];
       if (stuck(c))
-        c->fail(fmt::format("{}: no reply for {} ms", c->name(), attempt_budget.count()));
+        c->fail(fmt::format(
+            "{}: no reply for {} ms", c->name(),
+            std::chrono::duration_cast<std::chrono::milliseconds>(attempt_budget).count()));
     }
   }
 

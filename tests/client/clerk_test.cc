@@ -215,6 +215,17 @@ TEST(Clerk, ASilentServerMakesAWriteOutcomeUnknownAtTheDeadline) {
   EXPECT_LT(std::chrono::steady_clock::now() - started, std::chrono::seconds(30));
 }
 
+// A connection that is silent for an attempt's budget (a third of the
+// timeout, at least 1 s) is given up, and the error says after how long.
+TEST(Clerk, ASilentConnectionIsGivenUpAfterTheAttemptBudget) {
+  SilentServer silent;
+  Clerk clerk(
+      Options{.endpoints = {silent.endpoint()}, .timeout = std::chrono::milliseconds(3000)});
+  Status s = clerk.put("k", "v");
+  ASSERT_FALSE(s.ok());
+  EXPECT_NE(s.error().message.find("no reply for 1000 ms"), std::string::npos) << s.error().message;
+}
+
 // The server answers a write it could not commit within --request-timeout-ms
 // with "timeout" (its per-connection expiry), and the clerk reports the
 // outcome as unknown. Long election timeouts keep the stalled leader leading.
