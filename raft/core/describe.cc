@@ -76,10 +76,10 @@ std::string describe(const Message& m) {
       }
       break;
     case MessageType::kHeartbeat:
-      s += fmt::format(" commit={} round={}", m.commit, m.read_round);
+      s += fmt::format(" commit={} heartbeat={} round={}", m.commit, m.index, m.read_round);
       break;
     case MessageType::kHeartbeatResponse:
-      s += fmt::format(" round={}", m.read_round);
+      s += fmt::format(" heartbeat={} round={}", m.index, m.read_round);
       break;
     case MessageType::kSnapshot:
       s += fmt::format(" snapshot={}/{} offset={} len={}{}", m.snapshot.index, m.snapshot.term,

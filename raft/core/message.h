@@ -126,6 +126,8 @@ struct Message {
 
   // Heartbeat/HeartbeatResponse: the ReadIndex round being confirmed.
   uint64_t read_round = 0;
+  // Heartbeat: `index` numbers the leader's heartbeat rounds (from 1);
+  // HeartbeatResponse echoes it, so the leader knows which round is answered.
   // Vote/PreVote/TimeoutNow: true for a campaign started by leadership
   // transfer, which voters grant despite a live leader (Thesis §3.10).
   bool transfer = false;

@@ -48,7 +48,11 @@ struct Progress {
   Index match;
   Index next;
   ProgressState state = ProgressState::kProbe;
-  bool probe_sent = false;     // kProbe: an append is outstanding this heartbeat
+  // kProbe: an append is outstanding. It stays so until a heartbeat sent
+  // after it (number > probe_heartbeat) is answered: the follower has then
+  // had the probe, or it was lost, and only then is a resend useful.
+  bool probe_sent = false;
+  uint64_t probe_heartbeat = 0;
   bool recent_active = false;  // heard from since the last check-quorum round
   Inflights inflights;
 

@@ -388,6 +388,7 @@ void Raft::handle_heartbeat(const Message& m) {
   r.type = MessageType::kHeartbeatResponse;
   r.to = m.from;
   r.read_round = m.read_round;
+  r.index = m.index;
   send(std::move(r));
 }
 
@@ -535,7 +536,13 @@ void Raft::handle_snapshot_ack(const Message& m, Progress& pr) {
 }
 
 void Raft::handle_heartbeat_response(const Message& m, Progress& pr) {
-  if (pr.state == ProgressState::kProbe) pr.probe_sent = false;
+  // A probe goes again only once a heartbeat sent after it is answered.
+  // Answers to earlier heartbeats say nothing about it: resending on them
+  // would queue a copy of up to max_msg_bytes per heartbeat behind a slow
+  // follower.
+  if (pr.state == ProgressState::kProbe && m.index.value > pr.probe_heartbeat) {
+    pr.probe_sent = false;
+  }
   // The follower is alive, so appends that filled the window may have been
   // lost: free one slot; a gap in what it receives turns into a rejection
   // and a probe from its real position.
@@ -672,6 +679,7 @@ bool Raft::send_append(NodeId to, bool allow_empty) {
       // follower's next heartbeat response, which asks for it anew.
       pr.become_probe();
       pr.probe_sent = true;
+      pr.probe_heartbeat = heartbeat_round_;
       return false;
     }
     pr.become_snapshot(std::move(*snap));
@@ -697,6 +705,7 @@ bool Raft::send_append(NodeId to, bool allow_empty) {
     }
   } else {
     pr.probe_sent = true;
+    pr.probe_heartbeat = heartbeat_round_;
   }
   send(std::move(m));
   return true;
@@ -735,6 +744,7 @@ void Raft::broadcast_heartbeat() {
     read_round_ = reads_.back().round;
     read_round_pending_ = false;
   }
+  ++heartbeat_round_;
   for (auto& [n, pr] : progress_) {
     if (n == id_) continue;
     Message m;
@@ -743,6 +753,7 @@ void Raft::broadcast_heartbeat() {
     // Never tell a follower to commit past what it is known to hold.
     m.commit = std::min(pr.match, log_.committed());
     m.read_round = read_round_;
+    m.index = Index(heartbeat_round_);
     send(std::move(m));
   }
 }

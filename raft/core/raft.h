@@ -149,6 +149,7 @@ class Raft {
   NodeId leader_;
   int election_elapsed_ = 0;
   int heartbeat_elapsed_ = 0;
+  uint64_t heartbeat_round_ = 0;  // leader: heartbeat broadcasts so far
   int randomized_election_timeout_ = 0;
   std::map<NodeId, bool> votes_;
 

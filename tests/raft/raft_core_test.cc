@@ -1,7 +1,9 @@
 // One test per claim of the Raft paper / thesis, driving single cores by hand:
 // every message in and out is explicit.
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <memory>
 
 #include "raft/core/memory_storage.h"
@@ -233,6 +235,61 @@ TEST(RaftPaper, Section5_3_FastBacktrackingSkipsAConflictingTermInOneRoundTrip) 
   ASSERT_NE(app, nullptr);
   EXPECT_EQ(app->index, Index(1)) << "next probe must start right after the hint";
   EXPECT_EQ(app->log_term, Term(1));
+}
+
+// A follower that is slow, not gone, answers heartbeats the leader sent
+// before its probe. Those answers must not each trigger another copy of the
+// probe (up to max_msg_bytes each); the probe goes again only once a
+// heartbeat sent after it is answered.
+TEST(RaftCore, AProbeIsResentOnlyWhenAHeartbeatSentAfterItIsAnswered) {
+  TestNode leader(NodeId(1));
+  elect(leader);
+  for (int i = 1; i <= 3; ++i)
+    ASSERT_TRUE(leader.raft->propose(Bytes(fmt::format("cmd{}", i))).status ==
+                ProposeResult::Status::kAccepted);
+  leader.flush();
+  ASSERT_EQ(leader.raft->progress(NodeId(3))->state, ProgressState::kProbe);
+
+  auto heartbeat_response = [](const Message& hb) {
+    Message r = msg(MessageType::kHeartbeatResponse, 3, 1, hb.term.value);
+    r.index = hb.index;
+    return r;
+  };
+  auto appends_to_3 = [](const std::vector<Message>& out) {
+    return std::count_if(out.begin(), out.end(), [](const Message& m) {
+      return m.type == MessageType::kAppend && m.to == NodeId(3);
+    });
+  };
+  // Three heartbeat rounds while node 3 is silent.
+  std::vector<Message> heartbeats;
+  for (int i = 0; i < 3; ++i) {
+    leader.elapse(1);
+    for (const Message& m : leader.flush())
+      if (m.type == MessageType::kHeartbeat && m.to == NodeId(3)) heartbeats.push_back(m);
+  }
+  ASSERT_EQ(heartbeats.size(), 3u);
+  EXPECT_LT(heartbeats[0].index, heartbeats[1].index);
+
+  // Node 3 catches up on them. The first answer (to a heartbeat sent after
+  // the first probe) sends the probe again; the other two were also sent
+  // before that resend, so they do not.
+  int64_t resent = 0;
+  for (const Message& hb : heartbeats) {
+    leader.raft->step(heartbeat_response(hb));
+    resent += appends_to_3(leader.flush());
+  }
+  EXPECT_EQ(resent, 1);
+
+  // A heartbeat sent after the resend, answered: the probe goes once more.
+  leader.elapse(1);
+  const std::vector<Message> round4 = leader.flush();
+  const Message* hb = find(round4, MessageType::kHeartbeat, 3);
+  ASSERT_NE(hb, nullptr);
+  leader.raft->step(heartbeat_response(*hb));
+  const std::vector<Message> out = leader.flush();
+  ASSERT_EQ(appends_to_3(out), 1);
+  const Message* app = find(out, MessageType::kAppend, 3);
+  EXPECT_EQ(app->entries.size(), 4u);  // the no-op and the three commands
 }
 
 TEST(RaftPaper, Section5_4_2_LeaderCommitsPreviousTermEntryOnlyThroughOneOfItsOwnTerm) {
@@ -516,18 +573,26 @@ TEST(RaftPaper, Section7_LeaderWaitsForASnapshotImageThatIsNotReadyYet) {
   EXPECT_EQ(find(out, MessageType::kSnapshot, 3), nullptr);
   EXPECT_EQ(asked, 1);
   EXPECT_EQ(r.progress(NodeId(3))->state, ProgressState::kProbe);
-  // Not asked again until the follower's next heartbeat response.
+  // Not asked again until the follower answers the next heartbeat.
   r.step(reject);
   flush();
   EXPECT_EQ(asked, 1);
-  r.step(msg(MessageType::kHeartbeatResponse, 3, 1, 2));
-  out = flush();
+  auto next_heartbeat_answered = [&] {
+    r.tick();
+    const std::vector<Message> sent = flush();
+    const Message* hb = find(sent, MessageType::kHeartbeat, 3);
+    EXPECT_NE(hb, nullptr);
+    Message answer = msg(MessageType::kHeartbeatResponse, 3, 1, 2);
+    answer.index = hb ? hb->index : Index(0);
+    r.step(answer);
+    return flush();
+  };
+  out = next_heartbeat_answered();
   EXPECT_EQ(asked, 2);
   EXPECT_EQ(find(out, MessageType::kSnapshot, 3), nullptr);
-  // Once the image is written, the next heartbeat response starts the transfer.
+  // Once the image is written, the next answered heartbeat starts the transfer.
   ready = true;
-  r.step(msg(MessageType::kHeartbeatResponse, 3, 1, 2));
-  out = flush();
+  out = next_heartbeat_answered();
   const Message* chunk = find(out, MessageType::kSnapshot, 3);
   ASSERT_NE(chunk, nullptr);
   EXPECT_EQ(chunk->snapshot.index, Index(3));
