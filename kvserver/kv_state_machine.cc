@@ -246,6 +246,31 @@ KvStateMachine::KvStateMachine(std::unique_ptr<KvStore> store)
 
 KvStateMachine::~KvStateMachine() = default;
 
+bool KvStateMachine::RunClients::insert(uint64_t client) {
+  if (2 * (size_ + 1) > ids_.size()) {
+    // Grow (power of two, at least twice the entries) and re-insert.
+    std::vector<uint64_t> old_ids = std::move(ids_), old_stamps = std::move(stamps_);
+    const size_t size = std::max<size_t>(64, 2 * old_ids.size());
+    ids_.assign(size, 0);
+    stamps_.assign(size, 0);
+    const uint64_t stamp = stamp_;
+    size_ = 0;
+    for (size_t i = 0; i < old_ids.size(); ++i)
+      if (old_stamps[i] == stamp) insert(old_ids[i]);
+  }
+  const size_t mask = ids_.size() - 1;
+  // Fibonacci hashing spreads sequential ids over the table.
+  for (size_t i = (client * 0x9E3779B97F4A7C15ull) >> 20 & mask;; i = (i + 1) & mask) {
+    if (stamps_[i] != stamp_) {
+      stamps_[i] = stamp_;
+      ids_[i] = client;
+      ++size_;
+      return true;
+    }
+    if (ids_[i] == client) return false;
+  }
+}
+
 void KvStateMachine::apply(const raft::Entry& e) {
   RAFTKV_CHECK_MSG(e.index == meta_.applied + 1, "entries must be applied in log order");
   if (!run_open_) {
@@ -286,7 +311,7 @@ void KvStateMachine::apply_command(const raft::Entry& e) {
   bool seen_in_run = false;  // an earlier entry of this run named the client
   if (client != 0) {
     prior = store_->session(client);
-    seen_in_run = !run_clients_.insert(client).second;
+    seen_in_run = !run_clients_.insert(client);
     if (cmd->seq <= (prior ? prior->seq : 0)) return;  // a retry: applied once already
   }
   ApplyResult r = execute(*cmd);

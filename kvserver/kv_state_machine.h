@@ -25,7 +25,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
-#include <unordered_set>
+#include <vector>
 
 #include "kvserver/kv_store.h"
 #include "raft/node/state_machine.h"
@@ -106,7 +106,25 @@ class KvStateMachine final : public raft::StateMachine {
     ApplyResult reply;
   };
   std::deque<Superseded> superseded_;
-  std::unordered_set<uint64_t> run_clients_;  // clients written in this run
+  // The clients written in this run: an open-addressing set that a new run
+  // empties in O(1) (a slot is in use iff its stamp is the current run's),
+  // so a put costs no allocation. Client id 0 never enters it.
+  class RunClients {
+   public:
+    // Returns true if `client` was not in the set.
+    bool insert(uint64_t client);
+    void clear() {
+      ++stamp_;
+      size_ = 0;
+    }
+
+   private:
+    std::vector<uint64_t> ids_;
+    std::vector<uint64_t> stamps_;
+    uint64_t stamp_ = 1;
+    size_t size_ = 0;
+  };
+  RunClients run_clients_;
   bool run_open_ = false;
 };
 

@@ -11,6 +11,7 @@
 #include <filesystem>
 #include <future>
 #include <mutex>
+#include <span>
 #include <system_error>
 #include <unordered_map>
 #include <vector>
@@ -167,12 +168,12 @@ class RunOverlay {
   template <class F>
   void for_each_sorted(std::string_view begin, std::string_view end, F f) const {
     std::vector<const Entry*> in;
+    in.reserve(entries_.size());
     for (const Entry& e : entries_) {
       std::string_view k = key_of(e);
       if (k >= begin && k < end) in.push_back(&e);
     }
-    std::sort(in.begin(), in.end(),
-              [&](const Entry* a, const Entry* b) { return key_of(*a) < key_of(*b); });
+    sort_by_key(in);
     for (const Entry* e : in) {
       std::string_view v = value_of(*e);
       f(key_of(*e), e->erased ? nullptr : &v);
@@ -246,6 +247,65 @@ class RunOverlay {
       rehash(std::max<size_t>(64, table_.size() * 2));
     } else {
       insert(static_cast<uint32_t>(entries_.size() - 1));
+    }
+  }
+
+  // Sorts by key: an MSD radix sort on 8-byte digits. Keys tend to share
+  // long prefixes ("d" and a user prefix like "user0000"), so each pass
+  // ranks the keys of a range by the 8 bytes after the prefix they all
+  // share, loaded big-endian and zero-padded: most comparisons are one
+  // integer compare. A run of equal ranks recurses past those bytes, or
+  // compares whole keys when one of them ends within them.
+  void sort_by_key(std::vector<const Entry*>& in) const {
+    std::vector<Ranked> ranked;
+    ranked.reserve(in.size());
+    for (const Entry* e : in)
+      ranked.push_back({0, e});
+    sort_ranked(ranked, 0);
+    for (size_t i = 0; i < in.size(); ++i)
+      in[i] = ranked[i].e;
+  }
+
+  struct Ranked {
+    uint64_t rank;
+    const Entry* e;
+  };
+
+  // Precondition: the keys in r are distinct and share their first `depth`
+  // bytes, and each is at least `depth` bytes long.
+  void sort_ranked(std::span<Ranked> r, size_t depth) const {
+    if (r.size() < 2) return;
+    const std::string_view first = key_of(*r.front().e);
+    size_t common = first.size();
+    for (const Ranked& x : r) {
+      const std::string_view k = key_of(*x.e);
+      const size_t n = std::min(common, k.size());
+      size_t i = depth;
+      while (i < n && k[i] == first[i])
+        ++i;
+      common = i;
+    }
+    for (Ranked& x : r) {
+      const std::string_view k = key_of(*x.e);
+      x.rank = 0;
+      for (size_t i = common; i < common + 8; ++i)
+        x.rank = (x.rank << 8) | (i < k.size() ? static_cast<uint8_t>(k[i]) : 0);
+    }
+    std::sort(r.begin(), r.end(), [](const Ranked& a, const Ranked& b) { return a.rank < b.rank; });
+    for (size_t i = 0; i < r.size();) {
+      size_t j = i + 1;
+      while (j < r.size() && r[j].rank == r[i].rank)
+        ++j;
+      std::span<Ranked> tie = r.subspan(i, j - i);
+      const bool all_long = std::all_of(
+          tie.begin(), tie.end(), [&](const Ranked& x) { return x.e->key_len >= common + 8; });
+      if (all_long) {
+        sort_ranked(tie, common + 8);
+      } else {
+        std::sort(tie.begin(), tie.end(),
+                  [&](const Ranked& a, const Ranked& b) { return key_of(*a.e) < key_of(*b.e); });
+      }
+      i = j;
     }
   }
 
