@@ -112,6 +112,8 @@ struct Message {
   // Vote/PreVote: the candidate's last log index and term.
   // AppendResponse: on success the highest index known to match; on reject
   //   the rejected prev index.
+  // Heartbeat: the leader's heartbeat round (from 1); HeartbeatResponse
+  //   echoes it, so the leader knows which round was answered.
   // Snapshot: unused (see snapshot.meta).
   Index index;
   Term log_term;
@@ -126,8 +128,6 @@ struct Message {
 
   // Heartbeat/HeartbeatResponse: the ReadIndex round being confirmed.
   uint64_t read_round = 0;
-  // Heartbeat: `index` numbers the leader's heartbeat rounds (from 1);
-  // HeartbeatResponse echoes it, so the leader knows which round is answered.
   // Vote/PreVote/TimeoutNow: true for a campaign started by leadership
   // transfer, which voters grant despite a live leader (Thesis §3.10).
   bool transfer = false;

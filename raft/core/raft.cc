@@ -675,8 +675,8 @@ bool Raft::send_append(NodeId to, bool allow_empty) {
     // The entries the follower needs are compacted: Raft §7.
     std::optional<Snapshot> snap = log_.storage_snapshot();
     if (!snap) {
-      // The application is still writing the image: probe again at the
-      // follower's next heartbeat response, which asks for it anew.
+      // The application is still writing the image: probe again once the
+      // follower answers the next heartbeat, which asks for it anew.
       pr.become_probe();
       pr.probe_sent = true;
       pr.probe_heartbeat = heartbeat_round_;
