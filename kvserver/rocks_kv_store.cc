@@ -389,11 +389,21 @@ struct RocksKvStore::Impl {
   // write at a time, so the batches reach the DB in commit order.
   RunOverlay writing;
   std::future<void> written;
-  // Write-through cache of sessions (uncommitted writes included): one is
-  // read for every write, by apply and by the client service. Invariant:
-  // an entry equals what a read through `overlay` would return. No negative
-  // entries, so unknown client ids cannot grow it; expiry erases entries.
-  std::unordered_map<uint64_t, Session> sessions;
+  // Cache of sessions (uncommitted writes included): one is read for every
+  // write, by apply and by the client service. A put marks its entry dirty
+  // and lists the client in dirty_sessions; store_dirty_sessions() writes
+  // the dirty entries to `overlay` before anything reads sessions through
+  // the overlay (scans, views, batch writes), so a client with many writes
+  // in a batch costs one overlay record, not one per write. Invariant: a
+  // clean entry equals what a read through `overlay` would return; every
+  // dirty entry's client is in dirty_sessions. No negative entries, so
+  // unknown client ids cannot grow it; expiry erases entries.
+  struct CachedSession {
+    Session session;
+    bool dirty = false;
+  };
+  std::unordered_map<uint64_t, CachedSession> sessions;
+  std::vector<uint64_t> dirty_sessions;
   bool discarded = false;
 
   ~Impl() {
@@ -443,6 +453,18 @@ struct RocksKvStore::Impl {
     check(db->IngestExternalFile({path}, ingest), "ingesting held-back writes");
   }
 
+  void store_dirty_sessions() {
+    for (uint64_t client : dirty_sessions) {
+      auto it = sessions.find(client);
+      if (it == sessions.end() || !it->second.dirty) continue;  // erased, or stored already
+      value_buf.clear();
+      codec::put_session(value_buf, it->second.session);
+      overlay.put(session_key(client), value_buf);
+      it->second.dirty = false;
+    }
+    dirty_sessions.clear();
+  }
+
   // Waits for the background write, if any: its runs are in the DB then.
   void finish_background_write() {
     if (!written.valid()) return;
@@ -456,6 +478,7 @@ struct RocksKvStore::Impl {
     RAFTKV_CHECK_MSG(!run_open, "writing held-back runs inside an open run");
     finish_background_write();
     if (!held_back) return;
+    store_dirty_sessions();
     write_sorted(overlay, encode_meta(meta, 0));
     overlay.clear();
     held_back = false;
@@ -466,6 +489,7 @@ struct RocksKvStore::Impl {
   void write_held_back_in_background() {
     RAFTKV_CHECK(!run_open && held_back);
     finish_background_write();
+    store_dirty_sessions();
     std::swap(overlay, writing);  // `overlay` gets the cleared spare
     held_back = false;
     written = std::async(std::launch::async,
@@ -500,6 +524,7 @@ struct RocksKvStore::Impl {
   template <class F>
   void merged_scan(const char* begin, const char* end, F f) {
     finish_background_write();  // rare (diagnostics, expiry): merge one overlay only
+    store_dirty_sessions();
     std::unique_ptr<rocksdb::Iterator> it(db->NewIterator({}));
     it->Seek(begin);
     auto db_has = [&] { return it->Valid() && it->key().compare(end) < 0; };
@@ -649,11 +674,11 @@ std::optional<std::string> RocksKvStore::get(std::string_view key) const {
 std::optional<Session> RocksKvStore::session(uint64_t client) const {
   Impl& m = *impl_;
   auto it = m.sessions.find(client);
-  if (it != m.sessions.end()) return it->second;
+  if (it != m.sessions.end()) return it->second.session;
   std::optional<std::string> v = m.read(session_key(client));
   if (!v) return std::nullopt;
   Session s = decode_session_value(m.dir, *v);
-  m.sessions.emplace(client, s);
+  m.sessions.emplace(client, Impl::CachedSession{s});
   return s;
 }
 
@@ -694,12 +719,13 @@ void RocksKvStore::erase(std::string_view key) {
 
 void RocksKvStore::put_session(uint64_t client, const Session& s) {
   Impl& m = *impl_;
-  const std::string k = session_key(client);
-  m.value_buf.clear();
-  codec::put_session(m.value_buf, s);
-  m.overlay.put(k, m.value_buf);
+  Impl::CachedSession& cached = m.sessions[client];
+  cached.session = s;
+  if (!cached.dirty) {
+    cached.dirty = true;
+    m.dirty_sessions.push_back(client);
+  }
   m.run_open = true;
-  m.sessions.insert_or_assign(client, s);
 }
 
 void RocksKvStore::erase_session(uint64_t client) {
@@ -707,7 +733,7 @@ void RocksKvStore::erase_session(uint64_t client) {
   const std::string k = session_key(client);
   m.overlay.erase(k);
   m.run_open = true;
-  m.sessions.erase(client);
+  m.sessions.erase(client);  // a dirty entry goes too: the erase replaces it
 }
 
 void RocksKvStore::commit() {
@@ -777,6 +803,7 @@ void RocksKvStore::replace(const KvMeta& meta, const std::function<void(KvSink&)
     b.Clear();
   });
   m.sessions.clear();
+  m.dirty_sessions.clear();
   fill(sink);
   m.check(b.Put(kMetaKey, encode_meta(meta, 0)), "batching the meta record");
   // Synced: the batches ingested after this are durable at once, and must
