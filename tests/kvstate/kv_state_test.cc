@@ -39,6 +39,15 @@ std::unique_ptr<RocksKvStore> open_store(const std::string& dir,
   return store;
 }
 
+// Options under which every commit() writes its runs as one table file
+// before it returns.
+RocksKvStoreOptions writing_every_commit() {
+  RocksKvStoreOptions o;
+  o.write_behind_bytes = 0;
+  o.write_behind_in_background = false;
+  return o;
+}
+
 std::unique_ptr<KvStateMachine> open_sm(const std::string& dir,
                                         const RocksKvStoreOptions& options = {}) {
   auto store = open_store(dir, options);
@@ -353,10 +362,7 @@ size_t check_crash_recovers_a_prefix(const RocksKvStoreOptions& options) {
 }
 
 TEST(KvStateTest, CrashRecoversAPrefixOfCommits) {
-  RocksKvStoreOptions every_commit;
-  every_commit.write_behind_bytes = 0;
-  every_commit.write_behind_in_background = false;
-  EXPECT_GT(check_crash_recovers_a_prefix(every_commit), 30u);
+  EXPECT_GT(check_crash_recovers_a_prefix(writing_every_commit()), 30u);
 }
 
 TEST(KvStateTest, CrashWithWriteBehindRecoversAPrefixOfCommits) {
@@ -572,10 +578,7 @@ TEST(KvStateTest, PinnedViewStaysAtItsIndex) {
 // store was compacted (which may drop any version the view did not pin).
 TEST(KvStateTest, ViewSurvivesOverwritesAndCompaction) {
   TempDir tmp;
-  RocksKvStoreOptions options;
-  options.write_behind_bytes = 0;  // every commit writes a table file
-  options.write_behind_in_background = false;
-  auto store = open_store(tmp.sub("state"), options);
+  auto store = open_store(tmp.sub("state"), writing_every_commit());
   ASSERT_TRUE(store);
   auto contents = [](const KvView& v) {
     std::vector<std::pair<std::string, std::string>> out;
@@ -621,17 +624,20 @@ TEST(KvStateTest, ViewSurvivesOverwritesAndCompaction) {
 // what an earlier batch holds.
 TEST(KvStateTest, HeldBackBatchesKeepByteOrderForAnyKeys) {
   TempDir tmp;
-  RocksKvStoreOptions options;
-  options.write_behind_bytes = 0;  // every commit writes a table file
-  options.write_behind_in_background = false;
-  auto store = open_store(tmp.sub("state"), options);
+  auto store = open_store(tmp.sub("state"), writing_every_commit());
   ASSERT_TRUE(store);
   std::mt19937_64 rng(7);
   std::map<std::string, std::string> model;
   const std::string prefix(20, 'p');
   for (int batch = 0; batch < 6; ++batch) {
-    std::vector<std::string> keys = {"",  std::string(1, '\0'), "a", std::string("a\0", 2),
-                                     std::string("a\0\0", 3), "a\x01", "\xff", prefix,
+    std::vector<std::string> keys = {"",
+                                     std::string(1, '\0'),
+                                     "a",
+                                     std::string("a\0", 2),
+                                     std::string("a\0\0", 3),
+                                     "a\x01",
+                                     "\xff",
+                                     prefix,
                                      prefix + std::string(9, '\0')};
     for (int i = 0; i < 300; ++i) {
       std::string k = prefix + fmt::format("{:016}", rng() % 500);
