@@ -167,16 +167,16 @@ class RunOverlay {
   // end), in key order.
   template <class F>
   void for_each_sorted(std::string_view begin, std::string_view end, F f) const {
-    std::vector<const Entry*> in;
+    std::vector<Ranked> in;
     in.reserve(entries_.size());
     for (const Entry& e : entries_) {
       std::string_view k = key_of(e);
-      if (k >= begin && k < end) in.push_back(&e);
+      if (k >= begin && k < end) in.push_back({0, &e});
     }
-    sort_by_key(in);
-    for (const Entry* e : in) {
-      std::string_view v = value_of(*e);
-      f(key_of(*e), e->erased ? nullptr : &v);
+    sort_by_key(in, 0);
+    for (const Ranked& r : in) {
+      std::string_view v = value_of(*r.e);
+      f(key_of(*r.e), r.e->erased ? nullptr : &v);
     }
   }
 
@@ -209,6 +209,11 @@ class RunOverlay {
     size_t key_at, key_len;
     size_t value_at, value_len;
     bool erased;
+  };
+  // An entry and the integer rank sort_by_key() gives its key.
+  struct Ranked {
+    uint64_t rank;
+    const Entry* e;
   };
 
   std::string_view key_of(const Entry& e) const { return {arena_.data() + e.key_at, e.key_len}; }
@@ -256,24 +261,9 @@ class RunOverlay {
   // share, loaded big-endian and zero-padded: most comparisons are one
   // integer compare. A run of equal ranks recurses past those bytes, or
   // compares whole keys when one of them ends within them.
-  void sort_by_key(std::vector<const Entry*>& in) const {
-    std::vector<Ranked> ranked;
-    ranked.reserve(in.size());
-    for (const Entry* e : in)
-      ranked.push_back({0, e});
-    sort_ranked(ranked, 0);
-    for (size_t i = 0; i < in.size(); ++i)
-      in[i] = ranked[i].e;
-  }
-
-  struct Ranked {
-    uint64_t rank;
-    const Entry* e;
-  };
-
   // Precondition: the keys in r are distinct and share their first `depth`
   // bytes, and each is at least `depth` bytes long.
-  void sort_ranked(std::span<Ranked> r, size_t depth) const {
+  void sort_by_key(std::span<Ranked> r, size_t depth) const {
     if (r.size() < 2) return;
     const std::string_view first = key_of(*r.front().e);
     size_t common = first.size();
@@ -300,7 +290,7 @@ class RunOverlay {
       const bool all_long = std::all_of(
           tie.begin(), tie.end(), [&](const Ranked& x) { return x.e->key_len >= common + 8; });
       if (all_long) {
-        sort_ranked(tie, common + 8);
+        sort_by_key(tie, common + 8);
       } else {
         std::sort(tie.begin(), tie.end(),
                   [&](const Ranked& a, const Ranked& b) { return key_of(*a.e) < key_of(*b.e); });
@@ -377,7 +367,8 @@ struct RocksKvStore::Impl {
   rocksdb::DB* db = nullptr;
   // Every write not yet in the DB: the committed runs held back (see
   // "Write-behind" in the header) and the open run. Invariant: a read
-  // through `overlay`, then the DB, sees every write made so far.
+  // through `overlay`, then the DB, sees every write made so far, except
+  // the session puts still dirty in `sessions` (store_dirty_sessions()).
   RunOverlay overlay;
   std::string key_buf, value_buf;  // reused by writes
   KvMeta meta;                     // including uncommitted changes
