@@ -433,6 +433,14 @@ OpenResult RocksLogStoreAccess::open(const std::string& dir, const RocksLogStore
   db_options.wal_recovery_mode = rocksdb::WALRecoveryMode::kTolerateCorruptedTailRecords;
   // As the state store: compaction input in 2 MiB reads, not 4 KiB preads.
   db_options.compaction_readahead_size = size_t{2} << 20;
+  // A WAL file goes only once every column family has flushed what it holds
+  // of it. "meta" takes a small hard-state write with nearly every batch, so
+  // its memtable never fills and held on to every WAL file until RocksDB's
+  // default bound (4x the memtable budget, ~2 GiB): disk use and restart
+  // replay grew with the write volume. Past this bound RocksDB flushes the
+  // column families that pin the oldest file (normally just "meta", a few
+  // bytes), so the WAL stays near the log's 64 MiB memtable plus this.
+  db_options.max_total_wal_size = RocksLogStore::kMaxWalBytes;
 
   std::vector<std::string> existing;
   if (has_db) {

@@ -382,6 +382,47 @@ TEST(RocksLogStoreTest, WritesAndCompactionsCutSharedValues) {
   check(*grouped, Index(11));
 }
 
+// The node writes its hard state (another column family) with almost every
+// batch of entries, so that column family's memtable holds a little of
+// every WAL file and is never full enough to flush by itself. Without a
+// bound on the WAL, every file stayed until RocksDB's default of 4x the
+// total memtable budget (about 2 GiB): disk use and the replay at restart
+// grew with the write volume, not with the live log.
+TEST(RocksLogStoreTest, WalFilesStayBoundedWhileTheLogIsWrittenAndCompacted) {
+  TempDir tmp;
+  auto store = must_open(tmp.sub("db"), voters_options());
+  const std::string payload(64 << 10, 'x');
+  const uint64_t kEntriesPerWrite = 16;  // 1 MiB per write
+  uint64_t next = 1;
+  uintmax_t largest_wal_total = 0;
+  for (int w = 0; w < 640; ++w) {  // 640 MiB in all
+    WriteRequest req;
+    for (uint64_t k = 0; k < kEntriesPerWrite; ++k, ++next)
+      req.entries.push_back(make_entry(next, 1, payload));
+    req.hard_state = HardState{Term(1), NodeId(1), Index(next - 1)};
+    req.sync = false;
+    store->write(req);
+    // As the node does: compact the log behind the state machine now and then.
+    if (w % 32 == 31) {
+      ASSERT_TRUE(
+          store->compact(Index(next - 1 - kEntriesPerWrite * 8), Bytes(), Term(1), kVoters).ok());
+    }
+    uintmax_t wal_total = 0;
+    for (const auto& f : testing::files_with_extension(store->dir(), ".log"))
+      wal_total += std::filesystem::file_size(f);
+    largest_wal_total = std::max(largest_wal_total, wal_total);
+  }
+  EXPECT_LE(largest_wal_total, uintmax_t{RocksLogStore::kMaxWalBytes} + (uintmax_t{64} << 20));
+  // Nothing the log still holds was lost with a WAL file.
+  std::string dir = store->dir();
+  Index first = store->first_index();
+  store.reset();
+  store = must_open(dir);
+  ASSERT_EQ(store->first_index(), first);
+  ASSERT_EQ(store->last_index(), Index(next - 1));
+  EXPECT_EQ(store->entries(Index(next - 1), Index(next), SIZE_MAX).front().data.view(), payload);
+}
+
 // Format 1 stored one entry per value: format 2 with groups of one. Such a
 // store opens, is marked format 2, and goes on with shared values.
 TEST(RocksLogStoreTest, FormatOneStoreOpensAndIsUpgraded) {
