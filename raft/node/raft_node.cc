@@ -8,6 +8,7 @@
 #include "raft/core/check.h"
 #include "raft/node/group_commit.h"
 #include "raft/node/log_line.h"
+#include "raft/node/proposal_waiters.h"
 #include "raft/node/rocks_log_store.h"
 #include "raft/node/snapshot_files.h"
 #include "raft/node/transport.h"
@@ -114,14 +115,9 @@ struct RaftNode::Impl {
   // Committed output of the core not yet applied, in order.
   std::deque<ToApply> to_apply;
 
-  struct Waiter {
-    Term term;
-    ProposeDone done;
-  };
   // Proposals by log index. A waiter completes when its index is applied:
-  // kApplied if the applied entry has its term, kLost otherwise (Raft §5.3:
-  // (index, term) identifies an entry).
-  std::map<Index, Waiter> proposals;
+  // kApplied if the applied entry has its term, kLost otherwise.
+  ProposalWaiters<ProposeDone> proposals;
   uint64_t next_read = 1;
   std::map<uint64_t, ReadDone> reads_awaiting_confirmation;
   std::multimap<Index, ReadDone> reads_awaiting_apply;
@@ -268,11 +264,7 @@ struct RaftNode::Impl {
         // Waiters at or below the snapshot never see their entry applied
         // here, but the snapshot may contain it: the outcome is for the
         // state machine to tell, not "lost".
-        while (!proposals.empty() && proposals.begin()->first <= meta.index) {
-          auto done = std::move(proposals.begin()->second.done);
-          proposals.erase(proposals.begin());
-          done(Outcome::kCovered);
-        }
+        proposals.take_through(meta.index, [](ProposeDone done) { done(Outcome::kCovered); });
         continue;
       }
       // Durability rule (Raft Figure 2; thesis §3.8): the state machine
@@ -287,12 +279,8 @@ struct RaftNode::Impl {
       if (!has) sm.apply(e);
       applied_any = true;
       applied_to = e.index;
-      auto it = proposals.find(e.index);
-      if (it != proposals.end()) {
-        Waiter w = std::move(it->second);
-        proposals.erase(it);
-        answers.emplace_back(std::move(w.done),
-                             w.term == e.term ? Outcome::kApplied : Outcome::kLost);
+      if (auto w = proposals.take(e.index, e.term)) {
+        answers.emplace_back(std::move(w->done), w->applied ? Outcome::kApplied : Outcome::kLost);
       }
     }
     end_run();
@@ -536,14 +524,8 @@ void RaftNode::propose(Bytes command, ProposeDone done) {
     case ProposeResult::Status::kAccepted:
       break;
   }
-  // An older waiter at this index belongs to an entry that was overwritten.
-  auto it = m.proposals.find(r.index);
-  if (it != m.proposals.end()) {
-    auto old = std::move(it->second.done);
-    m.proposals.erase(it);
-    old(Outcome::kLost);
-  }
-  m.proposals.emplace(r.index, Impl::Waiter{r.term, std::move(done)});
+  // A waiter this one replaces belongs to an entry that was overwritten.
+  if (auto old = m.proposals.add(r.index, r.term, std::move(done))) (*old)(Outcome::kLost);
   m.schedule_pump();
 }
 

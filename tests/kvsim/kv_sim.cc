@@ -102,11 +102,8 @@ void KvNode::apply(const raft::Entry& e) {
       sim_.applied_writes_.emplace(cmd->client_id.value, cmd->seq);
   }
   // RaftNode::on_write_done: (index, term) names the entry the proposal made.
-  auto it = waiters_.find(e.index);
-  if (it == waiters_.end()) return;
-  Waiter w = std::move(it->second);
-  waiters_.erase(it);
-  w.done(w.term == e.term ? Outcome::kApplied : Outcome::kLost, *this);
+  if (auto w = waiters_.take(e.index, e.term))
+    w->done(w->applied ? Outcome::kApplied : Outcome::kLost, *this);
 }
 
 bool KvNode::restore(const raft::Snapshot& snap, std::string* error) {
@@ -114,24 +111,14 @@ bool KvNode::restore(const raft::Snapshot& snap, std::string* error) {
   if (snap.meta.index > Index(0)) ++sim_.stats_.snapshots_restored;
   // RaftNode: waiters at or below the snapshot are kCovered; the service
   // asks the restored session table.
-  while (!waiters_.empty() && waiters_.begin()->first <= snap.meta.index) {
-    Waiter w = std::move(waiters_.begin()->second);
-    waiters_.erase(waiters_.begin());
-    w.done(Outcome::kCovered, *this);
-  }
+  waiters_.take_through(snap.meta.index, [&](WriteDone done) { done(Outcome::kCovered, *this); });
   return true;
 }
 
 void KvNode::wait_for(Index index, Term term, WriteDone done) {
   // RaftNode::propose: an older waiter at this index belongs to an entry that
   // was overwritten.
-  auto it = waiters_.find(index);
-  if (it != waiters_.end()) {
-    Waiter old = std::move(it->second);
-    waiters_.erase(it);
-    old.done(Outcome::kLost, *this);
-  }
-  waiters_.emplace(index, Waiter{term, std::move(done)});
+  if (auto old = waiters_.add(index, term, std::move(done))) (*old)(Outcome::kLost, *this);
 }
 
 // --- SimClerk -------------------------------------------------------------------------

@@ -60,6 +60,7 @@
 #include "kvserver/kv_state_machine.h"
 #include "lincheck/lincheck.h"
 #include "raft/core/random.h"
+#include "raft/node/proposal_waiters.h"
 #include "schema/client_protocol.h"
 #include "tests/sim/cluster.h"
 
@@ -104,15 +105,11 @@ class KvNode final : public raft::StateMachine {
   uint64_t incarnation() const { return incarnation_; }  // unique across the run
 
  private:
-  struct Waiter {
-    Term term;
-    WriteDone done;
-  };
   KvSim& sim_;
   NodeId id_;
   uint64_t incarnation_;
   kv::KvStateMachine kv_;
-  std::map<Index, Waiter> waiters_;
+  raft::ProposalWaiters<WriteDone> waiters_;
 };
 
 // --- clerk --------------------------------------------------------------------------

@@ -412,7 +412,11 @@ TEST(RocksLogStoreTest, WalFilesStayBoundedWhileTheLogIsWrittenAndCompacted) {
       wal_total += std::filesystem::file_size(f);
     largest_wal_total = std::max(largest_wal_total, wal_total);
   }
-  EXPECT_LE(largest_wal_total, uintmax_t{RocksLogStore::kMaxWalBytes} + (uintmax_t{64} << 20));
+  // Past the bound, the files go once the flushes finish; meanwhile the
+  // writer can fill at most the log's two memtables (64 MiB each: one
+  // flushing, one filling), then RocksDB stalls it. Without the bound this
+  // run kept 640 MiB of WAL; with it, 130 MiB at most on this machine.
+  EXPECT_LE(largest_wal_total, uintmax_t{RocksLogStore::kMaxWalBytes} + (uintmax_t{128} << 20));
   // Nothing the log still holds was lost with a WAL file.
   std::string dir = store->dir();
   Index first = store->first_index();
