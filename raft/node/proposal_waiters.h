@@ -71,8 +71,9 @@ class ProposalWaiters {
   }
 
   // Invariant: sorted by index, at most one waiter per index. A deque:
-  // proposals arrive at the back and are applied from the front, so a
-  // waiter costs no allocation of its own (a map allocates a node each).
+  // proposals arrive at the back and are applied from the front, and the
+  // deque allocates one 512-byte block per ten waiters where a map
+  // allocates (and rebalances) a node per waiter.
   std::deque<Waiter> waiters_;
 };
 

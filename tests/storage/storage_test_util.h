@@ -72,7 +72,8 @@ inline std::vector<std::filesystem::path> files_with_extension(const std::filesy
                                                                const std::string& ext) {
   std::vector<std::filesystem::path> out;
   for (const auto& e : std::filesystem::directory_iterator(dir)) {
-    if (e.is_regular_file() && e.path().extension() == ext) out.push_back(e.path());
+    std::error_code gone;  // a file RocksDB deletes meanwhile is skipped
+    if (e.is_regular_file(gone) && e.path().extension() == ext) out.push_back(e.path());
   }
   std::sort(out.begin(), out.end());
   return out;
