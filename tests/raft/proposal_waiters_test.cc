@@ -12,19 +12,22 @@ namespace {
 // A waiter is its name here; what it is told is recorded by the test.
 using Waiters = ProposalWaiters<std::string>;
 
+// Takes the waiter at `index` for an applied entry of `term`: it must be
+// `who`, and learn whether its own entry was the one applied.
+void expect_taken(Waiters& w, Index index, Term term, const std::string& who, bool applied) {
+  auto t = w.take(index, term);
+  ASSERT_TRUE(t) << "no waiter at " << index.value;
+  EXPECT_EQ(t->done, who);
+  EXPECT_EQ(t->applied, applied);
+}
+
 TEST(ProposalWaiters, AnAppliedEntryAnswersItsWaiterByTerm) {
   Waiters w;
   EXPECT_EQ(w.add(Index(1), Term(2), "a"), std::nullopt);
   EXPECT_EQ(w.add(Index(2), Term(2), "b"), std::nullopt);
-  auto a = w.take(Index(1), Term(2));
-  ASSERT_TRUE(a);
-  EXPECT_EQ(a->done, "a");
-  EXPECT_TRUE(a->applied);
+  expect_taken(w, Index(1), Term(2), "a", true);
   // Another leader's entry (term 3) landed at index 2: b's was not applied.
-  auto b = w.take(Index(2), Term(3));
-  ASSERT_TRUE(b);
-  EXPECT_EQ(b->done, "b");
-  EXPECT_FALSE(b->applied);
+  expect_taken(w, Index(2), Term(3), "b", false);
   EXPECT_EQ(w.size(), 0u);
 }
 
@@ -44,15 +47,9 @@ TEST(ProposalWaiters, ANewProposalAtAnIndexReplacesTheOverwrittenOne) {
   (void)w.add(Index(5), Term(1), "old5");
   // A new leader term: the log was cut back to 3 and our next proposal is 4.
   EXPECT_EQ(w.add(Index(4), Term(2), "new4"), std::optional<std::string>("old4"));
-  auto four = w.take(Index(4), Term(2));
-  ASSERT_TRUE(four);
-  EXPECT_EQ(four->done, "new4");
-  EXPECT_TRUE(four->applied);
+  expect_taken(w, Index(4), Term(2), "new4", true);
   // The waiter at 5 is still there; the entry applied at 5 tells it.
-  auto five = w.take(Index(5), Term(2));
-  ASSERT_TRUE(five);
-  EXPECT_EQ(five->done, "old5");
-  EXPECT_FALSE(five->applied);
+  expect_taken(w, Index(5), Term(2), "old5", false);
 }
 
 TEST(ProposalWaiters, AProposalBelowTheOthersIsKeptInIndexOrder) {
@@ -66,7 +63,7 @@ TEST(ProposalWaiters, AProposalBelowTheOthersIsKeptInIndexOrder) {
   w.take_through(Index(11), [&](std::string d) { covered.push_back(d); });
   EXPECT_EQ(covered, (std::vector<std::string>{"eight", "ten", "eleven"}));
   EXPECT_EQ(w.size(), 1u);
-  EXPECT_EQ(w.take(Index(12), Term(1))->done, "twelve");
+  expect_taken(w, Index(12), Term(1), "twelve", true);
 }
 
 TEST(ProposalWaiters, ASnapshotTakesEveryWaiterAtOrBelowItAndNoOther) {
@@ -81,8 +78,8 @@ TEST(ProposalWaiters, ASnapshotTakesEveryWaiterAtOrBelowItAndNoOther) {
   });
   EXPECT_EQ(covered, (std::vector<std::string>{"1", "2", "3"}));
   EXPECT_EQ(w.size(), 3u);
-  EXPECT_EQ(w.take(Index(4), Term(1))->done, "4");
-  EXPECT_EQ(w.take(Index(6), Term(1))->done, "6");
+  expect_taken(w, Index(4), Term(1), "4", true);
+  expect_taken(w, Index(6), Term(1), "6", true);
 }
 
 }  // namespace
