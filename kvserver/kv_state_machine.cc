@@ -247,27 +247,24 @@ KvStateMachine::KvStateMachine(std::unique_ptr<KvStore> store)
 KvStateMachine::~KvStateMachine() = default;
 
 bool KvStateMachine::RunClients::insert(uint64_t client) {
-  if (2 * (size_ + 1) > ids_.size()) {
+  if (2 * (size_ + 1) > slots_.size()) {
     // Grow (power of two, at least twice the entries) and re-insert.
-    std::vector<uint64_t> old_ids = std::move(ids_), old_stamps = std::move(stamps_);
-    const size_t size = std::max<size_t>(64, 2 * old_ids.size());
-    ids_.assign(size, 0);
-    stamps_.assign(size, 0);
-    const uint64_t stamp = stamp_;
+    std::vector<Slot> old = std::move(slots_);
+    slots_.assign(std::max<size_t>(64, 2 * old.size()), Slot{});
     size_ = 0;
-    for (size_t i = 0; i < old_ids.size(); ++i)
-      if (old_stamps[i] == stamp) insert(old_ids[i]);
+    for (const Slot& s : old)
+      if (s.stamp == stamp_) insert(s.id);
   }
-  const size_t mask = ids_.size() - 1;
+  const size_t mask = slots_.size() - 1;
   // Fibonacci hashing spreads sequential ids over the table.
   for (size_t i = (client * 0x9E3779B97F4A7C15ull) >> 20 & mask;; i = (i + 1) & mask) {
-    if (stamps_[i] != stamp_) {
-      stamps_[i] = stamp_;
-      ids_[i] = client;
+    Slot& s = slots_[i];
+    if (s.stamp != stamp_) {
+      s = Slot{client, stamp_};
       ++size_;
       return true;
     }
-    if (ids_[i] == client) return false;
+    if (s.id == client) return false;
   }
 }
 

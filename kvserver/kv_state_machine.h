@@ -119,8 +119,11 @@ class KvStateMachine final : public raft::StateMachine {
     }
 
    private:
-    std::vector<uint64_t> ids_;
-    std::vector<uint64_t> stamps_;
+    struct Slot {
+      uint64_t id = 0;
+      uint64_t stamp = 0;  // in use iff == stamp_
+    };
+    std::vector<Slot> slots_;
     uint64_t stamp_ = 1;
     size_t size_ = 0;
   };
