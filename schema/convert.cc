@@ -423,7 +423,7 @@ std::string copy_or_empty(const flatbuffers::String* s) {
 Result<raft::Bytes> to_bytes(const ByteVector* v, ByteBudget* budget) {
   if (v == nullptr || v->size() == 0) return raft::Bytes();
   if (Status s = budget->take(v->size()); !s.ok()) return s.error();
-  return raft::Bytes(copy_bytes(*v));
+  return raft::Bytes(view_or_empty(v));
 }
 
 Result<raft::Message> decode_message(const fb::PeerMessage& pm, size_t i, ByteBudget* budget) {
@@ -730,19 +730,18 @@ Result<KvCommandRef> decode_logged_request(std::string_view body) {
 }  // namespace
 
 raft::Bytes encode_logged_request(std::string_view request_payload, uint64_t timestamp_ms) {
-  std::string out;
-  out.resize(kPayloadHeaderBytes + kTimestampBytes + request_payload.size());
-  char* p = out.data();
-  p[0] = static_cast<char>(kProtocolVersion);
-  p[1] = static_cast<char>(PayloadKind::kLoggedRequest);
-  std::memset(p + 2, 0, kPayloadHeaderBytes - 2);
-  for (size_t i = 0; i < kTimestampBytes; ++i)
-    p[kPayloadHeaderBytes + i] = static_cast<char>(timestamp_ms >> (8 * i));
-  // Requests are padded to 8 bytes (append_payload), so the request's body
-  // stays 8-byte aligned in the entry and decodes in place.
-  std::memcpy(p + kPayloadHeaderBytes + kTimestampBytes, request_payload.data(),
-              request_payload.size());
-  return raft::Bytes(std::move(out));
+  const size_t size = kPayloadHeaderBytes + kTimestampBytes + request_payload.size();
+  return raft::Bytes::filled(size, [&](char* p) {
+    p[0] = static_cast<char>(kProtocolVersion);
+    p[1] = static_cast<char>(PayloadKind::kLoggedRequest);
+    std::memset(p + 2, 0, kPayloadHeaderBytes - 2);
+    for (size_t i = 0; i < kTimestampBytes; ++i)
+      p[kPayloadHeaderBytes + i] = static_cast<char>(timestamp_ms >> (8 * i));
+    // Requests are padded to 8 bytes (append_payload), so the request's body
+    // stays 8-byte aligned in the entry and decodes in place.
+    std::memcpy(p + kPayloadHeaderBytes + kTimestampBytes, request_payload.data(),
+                request_payload.size());
+  });
 }
 
 Result<KvCommandRef> decode_log_command(std::string_view payload) {
