@@ -82,14 +82,21 @@ constexpr uint32_t after_zeros(uint32_t c, size_t n) {
 }
 
 // after_zeros(c, kStrandBytes) is linear in c over GF(2), so it is the XOR
-// of one table entry per byte of c: kShift[k][b] = after_zeros(b << 8k).
+// of one table entry per byte of c: kShift[k][b] = after_zeros(b << 8k),
+// built from the images of the 32 single bits.
 using ShiftTables = std::array<std::array<uint32_t, 256>, 4>;
 
 constexpr ShiftTables make_shift_tables() {
+  std::array<uint32_t, 32> bit_image{};
+  for (uint32_t i = 0; i < 32; ++i)
+    bit_image[i] = after_zeros(uint32_t{1} << i, kStrandBytes);
   ShiftTables t{};
   for (uint32_t k = 0; k < 4; ++k) {
-    for (uint32_t b = 0; b < 256; ++b)
-      t[k][b] = after_zeros(b << (8 * k), kStrandBytes);
+    for (uint32_t b = 0; b < 256; ++b) {
+      for (uint32_t bit = 0; bit < 8; ++bit) {
+        if ((b >> bit) & 1) t[k][b] ^= bit_image[8 * k + bit];
+      }
+    }
   }
   return t;
 }
