@@ -53,7 +53,11 @@ struct Bounds {
 };
 
 std::string encode_group(std::span<const Entry> entries) {
+  size_t bytes = 0;
+  for (const Entry& e : entries)
+    bytes += codec::kEntryRecordOverhead + e.data.size();
   std::string value;
+  value.reserve(bytes);  // one allocation, no regrowth copies
   for (const Entry& e : entries)
     codec::append_entry(value, e);
   return value;
