@@ -118,7 +118,6 @@ std::optional<uint64_t> decode_u64_key(std::string_view key) {
 void append_entry(std::string& out, const Entry& e) {
   const size_t start = out.size();
   std::string_view data = e.data.view();
-  out.reserve(start + kEntryRecordOverhead + data.size());
   put_u8(out, kRecordVersion);
   put_u8(out, static_cast<uint8_t>(e.type));
   put_u64(out, e.term.value);
@@ -138,6 +137,7 @@ void append_entry(std::string& out, const Entry& e) {
 
 std::string encode_entry(const Entry& e) {
   std::string out;
+  out.reserve(kEntryRecordOverhead + e.data.size());
   append_entry(out, e);
   return out;
 }

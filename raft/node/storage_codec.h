@@ -51,7 +51,8 @@ struct Decoded {
 
 // Bytes of an entry record besides the entry's data.
 inline constexpr size_t kEntryRecordOverhead = 1 + 1 + 8 + 8 + 4 + 4;
-// Appends e's record to `out` (a log value).
+// Appends e's record to `out` (a log value); the caller sizes `out`
+// (kEntryRecordOverhead + data size per entry).
 void append_entry(std::string& out, const Entry& e);
 std::string encode_entry(const Entry& e);
 // Splits the first entry record off the front of `*rest` (a log value),
