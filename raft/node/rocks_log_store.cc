@@ -372,6 +372,15 @@ struct RocksLogStore::Impl {
     if (!s.ok()) fail_stop(fmt::format("{} in {}: {}", what, dir, rocks_error(s)));
   }
 
+  // Starts a flush of the log's memtable (the call does not wait for it).
+  void start_log_flush() {
+    rocksdb::FlushOptions fo;
+    fo.wait = false;
+    fo.allow_write_stall = true;
+    rocksdb::Status s = db->Flush(fo, log_cf);
+    if (!s.ok()) fail_stop(fmt::format("flushing the log in {}: {}", dir, rocks_error(s)));
+  }
+
   // Makes the result of the write just done visible to readers.
   template <class Update>
   void publish(Update update) {
@@ -841,6 +850,13 @@ StoreStatus RocksLogStore::compact(Index index, Bytes data, Term term, std::vect
     st.snapshot = std::move(rec);
     m.recent.trim(st.first_index());
   });
+  // The memtable now holds mostly entries the snapshot covers, and a flush
+  // drops what a range deletion covers, so flushing now writes only the
+  // entries after `index`. Left to fill its 64 MiB, the memtable spanned two
+  // compactions: its flush wrote the newer one's entries to a table file
+  // that compaction rewrote and a later compaction deleted, and the memtable
+  // grew to twice the memory (every page of which the kernel must fault in).
+  m.start_log_flush();
   return {};
 }
 

@@ -3,6 +3,7 @@
 #include "raft/node/rocks_log_store.h"
 
 #include <atomic>
+#include <chrono>
 #include <thread>
 
 #include <gtest/gtest.h>
@@ -428,6 +429,60 @@ TEST(RocksLogStoreTest, WalFilesStayBoundedWhileTheLogIsWrittenAndCompacted) {
   ASSERT_EQ(store->first_index(), first);
   ASSERT_EQ(store->last_index(), Index(next - 1));
   EXPECT_EQ(store->entries(Index(next - 1), Index(next), SIZE_MAX).front().data.view(), payload);
+}
+
+// A compaction flushes the log's memtable: the entries it covers are dropped
+// by the flush (they sit under the range deletion) instead of filling the
+// memtable until a flush writes them to a table file for compaction to
+// delete again. Only the kept groups reach a table file.
+TEST(RocksLogStoreTest, CompactionFlushesOnlyTheKeptEntries) {
+  TempDir tmp;
+  auto store = must_open(tmp.sub("db"), voters_options());
+  const std::string payload(4 << 10, 'x');
+  const uint64_t kWrites = 64, kEntriesPerWrite = 16, kKeptWrites = 3;
+  uint64_t next = 1;
+  for (uint64_t w = 0; w < kWrites; ++w) {
+    WriteRequest req;
+    for (uint64_t k = 0; k < kEntriesPerWrite; ++k, ++next)
+      req.entries.push_back(make_entry(next, 1, payload));
+    req.sync = false;
+    store->write(req);
+  }
+  rocksdb::DB* db = RocksLogStoreAccess::db(*store);
+  auto* log_cf = RocksLogStoreAccess::column_family(*store, kLogColumnFamily);
+  auto property = [&](const std::string& name) {
+    uint64_t value = 0;
+    EXPECT_TRUE(db->GetIntProperty(log_cf, name, &value)) << name;
+    return value;
+  };
+  ASSERT_EQ(property("rocksdb.num-entries-active-mem-table"), kWrites);
+
+  // Keep the last three writes and one entry of the write before them.
+  const Index index(next - 1 - kKeptWrites * kEntriesPerWrite - 1);
+  ASSERT_TRUE(store->compact(index, Bytes(), Term(1), kVoters).ok());
+  EXPECT_EQ(property("rocksdb.num-entries-active-mem-table"), 0u);
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+  while (property("rocksdb.num-immutable-mem-table") > 0 &&
+         std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  ASSERT_EQ(property("rocksdb.num-immutable-mem-table"), 0u) << "the flush did not finish";
+
+  std::vector<rocksdb::LiveFileMetaData> files;
+  db->GetLiveFilesMetaData(&files);
+  uint64_t values = 0;
+  for (const auto& f : files) {
+    if (f.column_family_name == kLogColumnFamily) values += f.num_entries - f.num_deletions;
+  }
+  // The three kept writes, and the kept entry of the split write.
+  EXPECT_EQ(values, kKeptWrites + 1);
+
+  std::string dir = store->dir();
+  store.reset();
+  store = must_open(dir);
+  ASSERT_EQ(store->first_index(), index + 1);
+  ASSERT_EQ(store->last_index(), Index(next - 1));
+  EXPECT_EQ(store->entries(index + 1, Index(next), SIZE_MAX).size(),
+            kKeptWrites * kEntriesPerWrite + 1);
 }
 
 // Format 1 stored one entry per value: format 2 with groups of one. Such a
