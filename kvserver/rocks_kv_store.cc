@@ -585,16 +585,18 @@ std::unique_ptr<RocksKvStore> RocksKvStore::open(const std::string& dir,
   o.wal_recovery_mode = rocksdb::WALRecoveryMode::kPointInTimeRecovery;
   // Every write-behind batch (4 MiB) becomes a level-0 file whose keys span
   // the whole key space, so each level-0 compaction rewrites all of level 1.
-  // Waiting for 16 files (RocksDB's default: 4) does that a quarter as
+  // Waiting for 16 files (RocksDB's default: 4) did that a quarter as
   // often: 3.0-3.5 instead of 9.0-9.4 us of compaction CPU per put, 25-26
-  // instead of 32-35 us in all (3 nodes, 20 s of saturating puts). The
-  // stall triggers keep RocksDB's distance above it. A Get then may look
-  // into 16 level-0 files, so each file carries a bloom filter (10 bits per
-  // key, ~1% false positives): gets of keys no longer held back measured
-  // 66-72k/s instead of 40-61k/s.
-  o.level0_file_num_compaction_trigger = 16;
-  o.level0_slowdown_writes_trigger = 40;
-  o.level0_stop_writes_trigger = 64;
+  // instead of 32-35 us in all (3 nodes, 20 s of saturating puts); 32 files
+  // halve it again (store-bench, 4M puts over 100k keys: 18 compactions and
+  // 0.50-0.56 us of compaction CPU per put at 16, 9 and 0.39-0.44 at 32).
+  // The stall triggers keep RocksDB's distance above it. A Get then may
+  // look into 32 level-0 files, so each file carries a bloom filter (10 bits
+  // per key, ~1% false positives): at 16 files, gets of keys no longer held
+  // back measured 66-72k/s instead of 40-61k/s.
+  o.level0_file_num_compaction_trigger = 32;
+  o.level0_slowdown_writes_trigger = 56;
+  o.level0_stop_writes_trigger = 80;
   rocksdb::BlockBasedTableOptions table;
   table.filter_policy.reset(rocksdb::NewBloomFilterPolicy(10));
   o.table_factory.reset(rocksdb::NewBlockBasedTableFactory(table));
