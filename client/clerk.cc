@@ -211,6 +211,7 @@ struct Clerk::Impl {
     }
 
     void drain(uint64_t g) {
+      SharedSlot shared(impl_);  // the calls the replies' callbacks start
       while (generation_ == g) {
         auto frame = decoder_.next();
         if (!frame.ok()) return fail(fmt::format("{}: {}", name(), frame.error().message));
@@ -305,16 +306,34 @@ struct Clerk::Impl {
       batch.swap(submitted);
       submit_posted = false;
     }
-    // The calls submitted together share a connection (up to
-    // kCallsPerSlot of them), so they leave in one send rather than one per
-    // connection: a closed-loop caller submits as many calls as one reply
-    // batch completed, and round-robin would scatter them over all slots.
-    batch_slot = next_conn++ % conns.size();
-    batch_calls = 0;
+    SharedSlot shared(*this);
     for (auto& [deadline, call] : batch)
       start(deadline, std::move(call));
-    batch_slot.reset();
   }
+
+  // The calls started while one is alive share a connection (up to
+  // kCallsPerSlot of them), so they leave in one send rather than one per
+  // connection: a closed-loop caller starts as many calls as one reply
+  // batch completed (from the callbacks, on the I/O thread) or submits them
+  // together (from other threads), and round-robin would scatter them over
+  // all the slots. An inner scope joins the outer one.
+  class SharedSlot {
+   public:
+    explicit SharedSlot(Impl& impl) : impl_(impl), outer_(!impl.batch_slot) {
+      if (!outer_) return;
+      impl_.batch_slot = impl_.next_conn++ % impl_.conns.size();
+      impl_.batch_calls = 0;
+    }
+    ~SharedSlot() {
+      if (outer_) impl_.batch_slot.reset();
+    }
+    SharedSlot(const SharedSlot&) = delete;
+    SharedSlot& operator=(const SharedSlot&) = delete;
+
+   private:
+    Impl& impl_;
+    const bool outer_;
+  };
 
   // ---- The I/O thread ------------------------------------------------------
 
@@ -623,8 +642,8 @@ struct Clerk::Impl {
   std::vector<int> free_sessions{0};
   std::vector<std::shared_ptr<Conn>> conns;
   size_t next_conn = 0;
-  // While drain_submitted() starts a batch: the slot its calls go to, and
-  // how many went there.
+  // While a SharedSlot is alive: the slot its calls go to, and how many
+  // went there.
   static constexpr size_t kCallsPerSlot = 64;
   std::optional<size_t> batch_slot;
   size_t batch_calls = 0;
