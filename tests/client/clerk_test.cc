@@ -99,14 +99,7 @@ TEST(Clerk, AsyncAppendsPipelinedOnOneConnectionAreEachAppliedExactlyOnce) {
 // read in one send, and counts the reads that brought requests.
 class AnsweringServer {
  public:
-  AnsweringServer() : fd_(::socket(AF_INET, SOCK_STREAM, 0)) {
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    ::bind(fd_, reinterpret_cast<sockaddr*>(&a), sizeof a);
-    socklen_t len = sizeof a;
-    ::getsockname(fd_, reinterpret_cast<sockaddr*>(&a), &len);
-    endpoint_ = fmt::format("127.0.0.1:{}", ntohs(a.sin_port));
+  AnsweringServer() : fd_(::socket(AF_INET, SOCK_STREAM, 0)), endpoint_(bind_loopback(fd_)) {
     ::listen(fd_, 64);
     accepting_ = std::thread([this] {
       for (int c; (c = ::accept(fd_, nullptr, nullptr)) >= 0;) {

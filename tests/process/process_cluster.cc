@@ -182,8 +182,6 @@ int run_server(const std::vector<std::string>& args, std::string* output, int ti
   return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
 }
 
-namespace {
-// Binds a loopback socket to a kernel-chosen port; returns its endpoint.
 std::string bind_loopback(int fd) {
   sockaddr_in a{};
   a.sin_family = AF_INET;
@@ -193,7 +191,6 @@ std::string bind_loopback(int fd) {
   ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
   return fmt::format("127.0.0.1:{}", ntohs(a.sin_port));
 }
-}  // namespace
 
 std::string dead_endpoint() {
   int fd = ::socket(AF_INET, SOCK_STREAM, 0);

@@ -50,6 +50,9 @@ class ProcessCluster {
 // A loopback endpoint nobody listens on: connections are refused at once.
 std::string dead_endpoint();
 
+// Binds a loopback socket to a kernel-chosen port; returns its endpoint.
+std::string bind_loopback(int fd);
+
 // A listener that never accepts: the kernel completes connections and takes
 // the request bytes, but no reply ever comes (a stuck server).
 class SilentServer {
