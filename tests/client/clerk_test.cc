@@ -171,7 +171,7 @@ TEST(Clerk, CallsStartedByOneBatchOfRepliesShareOneSend) {
   AnsweringServer server;
   Clerk clerk(Options{
       .endpoints = {server.endpoint()}, .timeout = std::chrono::seconds(20), .connections = 8});
-  ASSERT_TRUE(clerk.put("warm", "up").ok());  // leader known, before the loop
+  ASSERT_TRUE(clerk.put("warm", "up").ok());  // a connection is open before the loop
   constexpr int kCallers = 16, kCallsEach = 100;
   Latch done(kCallers);
   std::atomic<int> failed{0};
