@@ -96,7 +96,22 @@ struct RaftNode::Impl {
   std::shared_ptr<bool> alive = std::make_shared<bool>(true);
 
   // Readies handed to storage, oldest first; completions arrive in order.
-  std::deque<Ready> writes;
+  // A Ready with nothing to write still waits its turn here (its
+  // persisted_messages may answer entries an earlier write is making
+  // durable) but not on the storage thread: it rides with the write ahead
+  // of it and completes right after it.
+  struct InFlight {
+    Ready rd;
+    bool rides_along = false;
+  };
+  std::deque<InFlight> writes;
+  // The commit index is volatile state (Raft Figure 2): a restart that finds
+  // an older one only re-learns it from the leader. So a hard state that
+  // changes nothing but the commit index gets no write of its own (under
+  // load that was a write, a storage-thread wakeup and a post back per
+  // commit on every node); it goes with the node's next write, unless a
+  // newer hard state does.
+  std::optional<HardState> deferred_hard_state;
 
   // Apply is decoupled from the Ready that carried the entries: a committed
   // entry is applied as soon as it is durable in the local log, which is
@@ -165,7 +180,7 @@ struct RaftNode::Impl {
         if (!sm.durable()) image = map_or_die(path);
       }
       WriteRequest req = WriteRequest::from_ready(rd, std::move(image));
-      req.sync = rd.must_sync;
+      defer_commit_only_hard_state(req);
       // Entries this write replaces are no longer the durable ones.
       durable_through = std::min(durable_through, last_kept(rd));
       // Ready step 4 in order: the snapshot, then the committed entries.
@@ -181,10 +196,10 @@ struct RaftNode::Impl {
       }
       rd.read_states.clear();
       apply_durable();
-      bool inline_done = req.empty() && writes.empty();
-      writes.push_back(std::move(rd));
-      if (inline_done) {
-        on_write_done();
+      const bool nothing_to_write = req.empty();
+      writes.push_back(InFlight{std::move(rd), nothing_to_write});
+      if (nothing_to_write) {
+        if (writes.size() == 1) on_write_done();
         continue;
       }
       // Runs on the storage thread, possibly after this node is gone: it
@@ -197,10 +212,35 @@ struct RaftNode::Impl {
     }
   }
 
-  // Runs once the oldest outstanding Ready's writes are durable.
+  void defer_commit_only_hard_state(WriteRequest& req) {
+    // No entries, no snapshot and no sync: only the commit index changed.
+    if (req.hard_state && !req.sync && req.entries.empty() && !req.snapshot) {
+      deferred_hard_state = std::move(req.hard_state);
+      req.hard_state.reset();
+      return;
+    }
+    if (req.empty()) return;
+    // Term and vote changes always come with a sync, which the branch above
+    // excludes, so a deferred hard state holds the current term and vote;
+    // its commit index is at most what the log held when it was handed out,
+    // and committed entries are never replaced.
+    if (!req.hard_state) req.hard_state = std::move(deferred_hard_state);
+    deferred_hard_state.reset();
+  }
+
+  // Runs once the oldest outstanding Ready's writes are durable; then
+  // completes the Readies that ride along behind it.
   void on_write_done() {
+    do {
+      finish_oldest_write();
+    } while (!writes.empty() && writes.front().rides_along);
+    maybe_compact();
+    schedule_pump();
+  }
+
+  void finish_oldest_write() {
     RAFTKV_CHECK(!writes.empty());
-    Ready rd = std::move(writes.front());
+    Ready rd = std::move(writes.front().rd);
     writes.pop_front();
     // Raft Figure 2 / Thesis §3.8: votes and acks only after the write above.
     if (!rd.persisted_messages.empty()) transport.send(std::move(rd.persisted_messages));
@@ -209,8 +249,8 @@ struct RaftNode::Impl {
     if (written > Index(0)) {
       // Durable now, up to where a write still in flight replaces entries.
       durable_through = std::max(durable_through, written);
-      for (const Ready& later : writes)
-        durable_through = std::min(durable_through, last_kept(later));
+      for (const InFlight& later : writes)
+        durable_through = std::min(durable_through, last_kept(later.rd));
     }
     if (rd.snapshot) {
       for (ToApply& a : to_apply) {
@@ -221,8 +261,6 @@ struct RaftNode::Impl {
     if (rd.snapshot) raft->on_snapshot_persisted(rd.snapshot->index);
     if (!rd.entries.empty()) raft->on_persisted(rd.entries.back().index, rd.entries.back().term);
     apply_durable();
-    maybe_compact();
-    schedule_pump();
   }
 
   // The last index whose stored entry `rd`'s write leaves in place (a
