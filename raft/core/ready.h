@@ -7,7 +7,10 @@
 //      the others continue it). Then write `snapshot`, whose image is the
 //      incoming image as it now stands, then `entries` (truncating any
 //      stored suffix at or after entries.front().index), then `hard_state`,
-//      atomically; fsync if must_sync.
+//      atomically; fsync if must_sync. A hard_state that changes only the
+//      commit index (must_sync false, no entries, no snapshot) may instead go
+//      with a later write: the commit index is volatile (Raft Figure 2), and
+//      RaftNode defers it so.
 //   3. Only then send `persisted_messages` (votes and acks promise durable
 //      state; Raft Figure 2, Thesis §3.8).
 //   4. Install `snapshot` into the state machine, then apply
