@@ -5,6 +5,8 @@
 // waiting in `delayed` for a backoff, or nowhere while being re-dispatched.
 #include "client/clerk.h"
 
+#include <pthread.h>
+
 #include <algorithm>
 #include <atomic>
 #include <deque>
@@ -269,7 +271,10 @@ struct Clerk::Impl {
     sessions.push_back(Session{first_client_id});
     for (size_t i = 0; i < opts.connections; ++i)
       conns.push_back(std::make_shared<Conn>(*this, 0));
-    thread = std::thread([this] { io.run(); });
+    thread = std::thread([this] {
+      pthread_setname_np(pthread_self(), "raftkv-clerk");  // for top -H, perf, gdb
+      io.run();
+    });
     io_thread = thread.get_id();
   }
 

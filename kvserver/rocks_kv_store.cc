@@ -1,6 +1,7 @@
 #include "kvserver/rocks_kv_store.h"
 
 #include <fcntl.h>
+#include <pthread.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -483,8 +484,10 @@ struct RocksKvStore::Impl {
     store_dirty_sessions();
     std::swap(overlay, writing);  // `overlay` gets the cleared spare
     held_back = false;
-    written = std::async(std::launch::async,
-                         [this, m = encode_meta(meta, 0)] { write_sorted(writing, m); });
+    written = std::async(std::launch::async, [this, m = encode_meta(meta, 0)] {
+      pthread_setname_np(pthread_self(), "raftkv-state");
+      write_sorted(writing, m);
+    });
   }
 
   void check(const rocksdb::Status& s, const char* what) const {

@@ -1,5 +1,7 @@
 #include "raft/node/group_commit.h"
 
+#include <pthread.h>
+
 #include <vector>
 
 #include "raft/core/check.h"
@@ -50,6 +52,7 @@ GroupCommitter::Stats GroupCommitter::stats() const {
 }
 
 void GroupCommitter::run() {
+  pthread_setname_np(pthread_self(), "raftkv-storage");  // for top -H, perf, gdb
   std::deque<Pending> group;
   std::vector<const WriteRequest*> reqs;
   for (;;) {

@@ -1,6 +1,7 @@
 #include "raft/node/snapshot_files.h"
 
 #include <fcntl.h>
+#include <pthread.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -312,7 +313,10 @@ std::optional<Bytes> SnapshotFiles::outgoing(Index index,
   }
   log_line("raft",
            fmt::format("writing the snapshot image at index {} for a lagging follower", index));
-  m.worker = std::thread([&m, index, write = std::move(write)] { m.write_outgoing(index, write); });
+  m.worker = std::thread([&m, index, write = std::move(write)] {
+    pthread_setname_np(pthread_self(), "raftkv-snapshot");
+    m.write_outgoing(index, write);
+  });
   return std::nullopt;
 }
 
