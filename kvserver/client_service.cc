@@ -161,12 +161,12 @@ class ClientService::Impl::Connection : public std::enable_shared_from_this<Conn
                                              req.error().message));
         return close();
       }
-      handle(*req, payload);
+      handle(*req);
     }
   }
 
-  // `req` views `payload`, which is valid until the decoder's next call.
-  void handle(const wire::ClientRequestRef& req, std::string_view payload) {
+  // `req` views the frame's payload, valid until the decoder's next call.
+  void handle(const wire::ClientRequestRef& req) {
     Impl& s = *service_;
     ClientReply reply;
     reply.request_id = req.request_id;
@@ -193,7 +193,7 @@ class ClientService::Impl::Connection : public std::enable_shared_from_this<Conn
       reply.message = "writes need a client id and a sequence number";
       return send(reply);
     }
-    write(req, payload);
+    write(req);
   }
 
   Ticket begin(uint64_t request_id) {
@@ -302,7 +302,7 @@ class ClientService::Impl::Connection : public std::enable_shared_from_this<Conn
     service_->node.read(done);
   }
 
-  void write(const wire::ClientRequestRef& req, std::string_view payload) {
+  void write(const wire::ClientRequestRef& req) {
     Impl& s = *service_;
     // A retry of a request that was applied already gets its first reply.
     if (s.kv.already_applied(req.client_id, req.seq)) {
@@ -358,8 +358,10 @@ class ClientService::Impl::Connection : public std::enable_shared_from_this<Conn
     };
     static_assert(sizeof(done) <= 16 && std::is_trivially_copyable_v<decltype(done)>,
                   "must fit std::function's local buffer");
-    // The request's own bytes go into the log, not a re-encoding of them.
-    s.node.propose(wire::encode_logged_request(payload, timestamp_ms), done);
+    // Key and value are copied once, into the entry (convert.h).
+    s.node.propose(
+        wire::encode_logged_write(req.client_id, req.seq, req.op, req.key, req.value, timestamp_ms),
+        done);
   }
 
   void send(const ClientReply& r) {

@@ -124,7 +124,7 @@ bool written_by_a_newer_release(std::string_view payload) {
   auto version = static_cast<uint8_t>(payload[0]);
   auto kind = static_cast<uint8_t>(payload[1]);
   return version > wire::kProtocolVersion ||
-         kind > static_cast<uint8_t>(wire::PayloadKind::kLoggedRequest);
+         kind > static_cast<uint8_t>(wire::PayloadKind::kLoggedWrite);
 }
 
 // --- the snapshot image ---------------------------------------------------------------

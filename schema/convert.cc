@@ -704,11 +704,30 @@ Result<KvCommand> decode_kv_command(std::string_view payload) {
 }
 
 // ---------------------------------------------------------------------------
-// Logged requests: u64 LE timestamp_ms | a kClientRequest payload.
+// Log entries of client writes. kLoggedRequest: u64 LE timestamp_ms | a
+// kClientRequest payload. kLoggedWrite: the fixed layout of convert.h.
 
 namespace {
 
 constexpr size_t kTimestampBytes = 8;
+// timestamp_ms, client_id, seq, op, key size, value size.
+constexpr size_t kLoggedWriteFixedBytes = 8 + 8 + 8 + 1 + 4 + 4;
+
+void store_le(char* p, uint64_t v, size_t bytes) {
+  for (size_t i = 0; i < bytes; ++i)
+    p[i] = static_cast<char>(v >> (8 * i));
+}
+
+uint64_t load_le(const char* p, size_t bytes) {
+  uint64_t v = 0;
+  for (size_t i = 0; i < bytes; ++i)
+    v |= uint64_t{static_cast<uint8_t>(p[i])} << (8 * i);
+  return v;
+}
+
+bool is_write(Op op) {
+  return op == Op::kPut || op == Op::kAppend || op == Op::kDelete;
+}
 
 Result<KvCommandRef> decode_logged_request(std::string_view body) {
   if (body.size() < kTimestampBytes) {
@@ -716,15 +735,49 @@ Result<KvCommandRef> decode_logged_request(std::string_view body) {
         ErrorCode::kTruncated,
         fmt::format("truncated: logged request of {} bytes has no timestamp", body.size())};
   }
-  uint64_t timestamp_ms = 0;
-  for (size_t i = 0; i < kTimestampBytes; ++i)
-    timestamp_ms |= uint64_t{static_cast<uint8_t>(body[i])} << (8 * i);
+  const uint64_t timestamp_ms = load_le(body.data(), kTimestampBytes);
   Result<ClientRequestRef> r = decode_client_request_ref(body.substr(kTimestampBytes));
   if (!r.ok()) {
     return Error{r.error().code, fmt::format("logged request: {}", r.error().message)};
   }
   return KvCommandRef{
       r->client_id, r->seq, r->op, r->key, r->value, timestamp_ms, std::move(r->aligned_copy)};
+}
+
+Result<KvCommandRef> decode_logged_write(std::string_view body) {
+  if (body.size() < kLoggedWriteFixedBytes) {
+    return Error{ErrorCode::kTruncated,
+                 fmt::format("truncated: logged write of {} bytes is shorter than its {} fixed "
+                             "bytes",
+                             body.size(), kLoggedWriteFixedBytes)};
+  }
+  const char* p = body.data();
+  KvCommandRef c;
+  c.timestamp_ms = load_le(p, 8);
+  c.client_id = ClientId(load_le(p + 8, 8));
+  c.seq = load_le(p + 16, 8);
+  const auto raw_op = static_cast<uint8_t>(p[24]);
+  // fb::Op has a fixed underlying type: every byte is a value of it.
+  std::optional<Op> op = from_fb(static_cast<fb::Op>(raw_op));
+  if (!op || !is_write(*op)) {
+    return invalid(fmt::format("logged write: op {} is not a write", raw_op));
+  }
+  c.op = *op;
+  // Both sizes are stored so that a cut or extended entry is refused, not
+  // read as a shorter or longer value.
+  const uint64_t key_size = load_le(p + 25, 4);
+  const uint64_t value_size = load_le(p + 29, 4);
+  const std::string_view rest = body.substr(kLoggedWriteFixedBytes);
+  if (key_size + value_size != rest.size()) {
+    return Error{
+        key_size + value_size > rest.size() ? ErrorCode::kTruncated : ErrorCode::kInvalidValue,
+        fmt::format("logged write names a {}-byte key and a {}-byte value, but {} "
+                    "bytes follow",
+                    key_size, value_size, rest.size())};
+  }
+  c.key = rest.substr(0, key_size);
+  c.value = rest.substr(key_size);
+  return c;
 }
 
 }  // namespace
@@ -735,8 +788,7 @@ raft::Bytes encode_logged_request(std::string_view request_payload, uint64_t tim
     p[0] = static_cast<char>(kProtocolVersion);
     p[1] = static_cast<char>(PayloadKind::kLoggedRequest);
     std::memset(p + 2, 0, kPayloadHeaderBytes - 2);
-    for (size_t i = 0; i < kTimestampBytes; ++i)
-      p[kPayloadHeaderBytes + i] = static_cast<char>(timestamp_ms >> (8 * i));
+    store_le(p + kPayloadHeaderBytes, timestamp_ms, kTimestampBytes);
     // Requests are padded to 8 bytes (append_payload), so the request's body
     // stays 8-byte aligned in the entry and decodes in place.
     std::memcpy(p + kPayloadHeaderBytes + kTimestampBytes, request_payload.data(),
@@ -744,12 +796,42 @@ raft::Bytes encode_logged_request(std::string_view request_payload, uint64_t tim
   });
 }
 
+raft::Bytes encode_logged_write(ClientId client_id, uint64_t seq, Op op, std::string_view key,
+                                std::string_view value, uint64_t timestamp_ms) {
+  RAFTKV_CHECK_MSG(is_write(op), "encode_logged_write: not a write");
+  RAFTKV_CHECK_MSG(key.size() <= UINT32_MAX && value.size() <= UINT32_MAX,
+                   "encode_logged_write: key or value over 4 GiB");
+  const size_t size = kPayloadHeaderBytes + kLoggedWriteFixedBytes + key.size() + value.size();
+  return raft::Bytes::filled(size, [&](char* p) {
+    p[0] = static_cast<char>(kProtocolVersion);
+    p[1] = static_cast<char>(PayloadKind::kLoggedWrite);
+    std::memset(p + 2, 0, kPayloadHeaderBytes - 2);
+    char* f = p + kPayloadHeaderBytes;
+    store_le(f, timestamp_ms, 8);
+    store_le(f + 8, client_id.value, 8);
+    store_le(f + 16, seq, 8);
+    f[24] = static_cast<char>(to_fb(op));
+    store_le(f + 25, key.size(), 4);
+    store_le(f + 29, value.size(), 4);
+    char* k = f + kLoggedWriteFixedBytes;
+    // memcpy of an empty view's data() (possibly null) is undefined.
+    if (!key.empty()) std::memcpy(k, key.data(), key.size());
+    if (!value.empty()) std::memcpy(k + key.size(), value.data(), value.size());
+  });
+}
+
 Result<KvCommandRef> decode_log_command(std::string_view payload) {
-  if (payload.size() >= kPayloadHeaderBytes &&
-      payload[1] == static_cast<char>(PayloadKind::kLoggedRequest)) {
-    Result<std::string_view> body = payload_body(payload, PayloadKind::kLoggedRequest);
-    if (!body.ok()) return body.error();
-    return decode_logged_request(*body);
+  if (payload.size() >= kPayloadHeaderBytes) {
+    if (payload[1] == static_cast<char>(PayloadKind::kLoggedWrite)) {
+      Result<std::string_view> body = payload_body(payload, PayloadKind::kLoggedWrite);
+      if (!body.ok()) return body.error();
+      return decode_logged_write(*body);
+    }
+    if (payload[1] == static_cast<char>(PayloadKind::kLoggedRequest)) {
+      Result<std::string_view> body = payload_body(payload, PayloadKind::kLoggedRequest);
+      if (!body.ok()) return body.error();
+      return decode_logged_request(*body);
+    }
   }
   auto verified = VerifiedPayload<fb::KvCommand>::open(payload, PayloadKind::kKvCommand, 1);
   if (!verified.ok()) return verified.error();

@@ -76,22 +76,32 @@ Status append_client_reply_frame(const ClientReply& reply, std::string* out,
                                  size_t max_frame_bytes = kMaxFrameBytes);
 Result<ClientReply> decode_client_reply(std::string_view payload);
 
-// A KvCommand's payload, an entry's data. The server proposes
-// kLoggedRequest entries instead, but logs written before hold these and
-// stay readable (decode_log_command reads both).
+// A KvCommand's payload, an entry's data. Servers log kLoggedWrite entries
+// now, but logs written before hold KvCommands (and kLoggedRequests) and stay
+// readable: decode_log_command reads all three. The encoders of the older
+// two remain so that tests can write such logs.
 raft::Bytes encode_kv_command(const KvCommand& command);
 Result<KvCommand> decode_kv_command(std::string_view payload);
 
-// A client write as the leader logs it (PayloadKind::kLoggedRequest): the
-// timestamp and the request's payload copied once, not re-encoded. The
-// caller has decoded `request_payload` (decode_client_request_ref) and
-// checked it is a write.
+// A client write as older servers logged it (PayloadKind::kLoggedRequest):
+// the timestamp and the request's whole payload. `request_payload` must be a
+// decoded write request.
 raft::Bytes encode_logged_request(std::string_view request_payload, uint64_t timestamp_ms);
 
+// A client write as the leader logs it (PayloadKind::kLoggedWrite):
+//   payload header (8 bytes, frame.h) | u64 LE timestamp_ms | u64 LE client_id
+//   | u64 LE seq | u8 op (kv.fbs numbering) | u32 LE key size
+//   | u32 LE value size | key | value
+// and nothing after. Key and value are copied once, as the request
+// itself would be; the fixed fields replace the request's FlatBuffer
+// framing. `op` must be a write (Put, Append or Delete).
+raft::Bytes encode_logged_write(ClientId client_id, uint64_t seq, Op op, std::string_view key,
+                                std::string_view value, uint64_t timestamp_ms);
+
 // A log entry's command, without copying key and value (same lifetime rule
-// as ClientRequestRef). Reads both forms a log may hold, kKvCommand and
-// kLoggedRequest, and verifies either fully; the request_id of a logged
-// request is dropped.
+// as ClientRequestRef). Reads every form a log may hold (kKvCommand,
+// kLoggedRequest, kLoggedWrite) and verifies each fully; the request_id of a
+// logged request is dropped. A kLoggedWrite must name a write op.
 struct KvCommandRef {
   ClientId client_id;
   uint64_t seq = 0;

@@ -31,7 +31,7 @@ void store_le32(char* p, uint32_t v) {
 
 bool is_known_kind(uint8_t kind) {
   return kind >= static_cast<uint8_t>(PayloadKind::kPeerMessages) &&
-         kind <= static_cast<uint8_t>(PayloadKind::kLoggedRequest);
+         kind <= static_cast<uint8_t>(PayloadKind::kLoggedWrite);
 }
 
 // Checks version, kind and reserved bytes of a payload's header.
@@ -100,6 +100,8 @@ std::string_view to_string(PayloadKind kind) {
       return "client reply";
     case PayloadKind::kKvCommand:
       return "kv command";
+    case PayloadKind::kLoggedWrite:
+      return "logged write";
     case PayloadKind::kLoggedRequest:
       return "logged request";
   }

@@ -56,8 +56,13 @@ enum class PayloadKind : uint8_t {
   kKvCommand = 5,      // kv.fbs KvCommand; a log entry's data, not sent in frames
   // A log entry's data, not sent in frames: u64 LE leader timestamp (ms),
   // then a whole kClientRequest payload (header and body), as the client
-  // sent it. Written instead of kKvCommand since this kind exists.
+  // sent it. Written instead of kKvCommand until kLoggedWrite existed.
   kLoggedRequest = 6,
+  // A log entry's data, not sent in frames, and written instead of the two
+  // above since this kind exists: a client write in a fixed layout, 55 bytes
+  // smaller than a kLoggedRequest of a 16-byte key and 256-byte value
+  // (convert.h: encode_logged_write). No FlatBuffer, no padding.
+  kLoggedWrite = 7,
 };
 
 std::string_view to_string(PayloadKind kind);

@@ -98,7 +98,7 @@ void KvNode::apply(const raft::Entry& e) {
   if (e.type == raft::EntryType::kNormal) {
     // Ground truth for check_outcome_claims(): this write is applied (and so
     // will be on every replica).
-    if (auto cmd = wire::decode_kv_command(e.data.view()); cmd.ok())
+    if (auto cmd = wire::decode_log_command(e.data.view()); cmd.ok())
       sim_.applied_writes_.emplace(cmd->client_id.value, cmd->seq);
   }
   // RaftNode::on_write_done: (index, term) names the entry the proposal made.
@@ -536,14 +536,9 @@ void KvSim::serve(NodeId server, uint64_t incarnation, int clerk, const ClientRe
     if (auto prior = kn->kv().session_reply(req.client_id, req.seq)) r.status = prior->status;
     return reply(*p, r);
   }
-  wire::KvCommand cmd;
-  cmd.client_id = req.client_id;
-  cmd.seq = req.seq;
-  cmd.op = req.op;
-  cmd.key = req.key;
-  cmd.value = req.value;
-  cmd.timestamp_ms = now();  // leader-stamped (virtual) time
-  raft::Bytes bytes = wire::encode_kv_command(cmd);
+  // As the server logs a write, leader-stamped with (virtual) time.
+  raft::Bytes bytes =
+      wire::encode_logged_write(req.client_id, req.seq, req.op, req.key, req.value, now());
   raft::ProposeResult res = cluster_->propose(server, std::string(bytes.view()));
   switch (res.status) {
     case raft::ProposeResult::Status::kNotLeader:
@@ -560,7 +555,7 @@ void KvSim::serve(NodeId server, uint64_t incarnation, int clerk, const ClientRe
   pending_.push_back(p);
   kn->wait_for(
       res.index, res.term,
-      [this, p, client = cmd.client_id, seq = cmd.seq](KvNode::Outcome o, const KvNode& at) {
+      [this, p, client = req.client_id, seq = req.seq](KvNode::Outcome o, const KvNode& at) {
         if (p->replied) return;
         ClientReply r;
         if (o == KvNode::Outcome::kApplied) {

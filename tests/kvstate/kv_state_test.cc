@@ -145,27 +145,35 @@ TEST(KvStateTest, RocksBackendMatchesMemory) {
   }
 }
 
-// A write logged as the client's request (kLoggedRequest) applies exactly
-// as the same write logged as a KvCommand, which older logs hold; a damaged
-// one is skipped like any undecodable entry.
-TEST(KvStateTest, LoggedRequestsApplyLikeKvCommands) {
+// A write logged in either of the forms leaders have written for client
+// writes (kLoggedRequest, kLoggedWrite) applies exactly as the same write
+// logged as a KvCommand, which the oldest logs hold; a damaged one is skipped
+// like any undecodable entry, by every replica alike.
+TEST(KvStateTest, LoggedWritesApplyLikeKvCommands) {
   TempDir tmp;
   auto es = make_workload(7, workload(1500));
   KvStateMachine model;
   auto sm = open_sm(tmp.sub("state"));
   ASSERT_TRUE(sm);
   std::mt19937_64 rng(7);
-  uint64_t logged = 0, damaged = 0;
+  uint64_t requests = 0, writes = 0, damaged = 0;
   for (const raft::Entry& e : es) {
     raft::Entry same = e;
     if (auto c = decode(e); c && rng() % 4 != 0) {
-      same = testing::logged_entry(e.index.value, *c, rng());
-      ++logged;
+      const bool as_request = rng() % 2 == 0;
+      same = as_request ? testing::logged_entry(e.index.value, *c, rng())
+                        : testing::written_entry(e.index.value, *c);
+      ++(as_request ? requests : writes);
       if (rng() % 50 == 0) {
-        // The request inside names another payload kind: every replica
-        // refuses it alike.
+        // The request inside names another payload kind, or the write names
+        // a read.
         std::string bad(same.data.view());
-        bad[wire::kPayloadHeaderBytes + 8 + 1] = static_cast<char>(wire::PayloadKind::kClientReply);
+        if (as_request) {
+          bad[wire::kPayloadHeaderBytes + 8 + 1] =
+              static_cast<char>(wire::PayloadKind::kClientReply);
+        } else {
+          bad[wire::kPayloadHeaderBytes + 24] = 0;  // kv.fbs Op.Get
+        }
         same.data = raft::Bytes(std::move(bad));
         testing::apply_one(model, raft::Entry{e.term, e.index, e.type, raft::Bytes()});
         testing::apply_one(*sm, same);
@@ -180,7 +188,8 @@ TEST(KvStateTest, LoggedRequestsApplyLikeKvCommands) {
           << "entry " << e.index.value;
     }
   }
-  EXPECT_GT(logged, 1000u);
+  EXPECT_GT(requests, 500u);
+  EXPECT_GT(writes, 500u);
   EXPECT_GT(damaged, 0u);
   EXPECT_EQ(sm->snapshot(), model.snapshot());
 }
@@ -778,7 +787,7 @@ TEST(KvStateDeathTest, AnEntryOfANewerReleaseStopsTheNode) {
     return raft::Entry{raft::Term(1), Index(1), raft::EntryType::kNormal,
                        raft::Bytes(std::move(payload))};
   };
-  const auto logged = static_cast<uint8_t>(wire::PayloadKind::kLoggedRequest);
+  const auto logged = static_cast<uint8_t>(wire::PayloadKind::kLoggedWrite);
   EXPECT_DEATH(KvStateMachine().apply(entry(wire::kProtocolVersion, logged + 1)),
                "written by a newer raftkv release");
   EXPECT_DEATH(KvStateMachine().apply(entry(wire::kProtocolVersion + 1, logged)),

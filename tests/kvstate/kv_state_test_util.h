@@ -23,7 +23,7 @@ inline raft::Entry command_entry(uint64_t index, const wire::KvCommand& c) {
                      wire::encode_kv_command(c)};
 }
 
-// The same command as the leader logs a client's write: the request's
+// The same command as older leaders logged a client's write: the request's
 // payload behind the timestamp (PayloadKind::kLoggedRequest).
 inline raft::Entry logged_entry(uint64_t index, const wire::KvCommand& c, uint64_t request_id) {
   wire::ClientRequest req{request_id, c.client_id, c.seq, c.op, c.key, c.value};
@@ -32,6 +32,14 @@ inline raft::Entry logged_entry(uint64_t index, const wire::KvCommand& c, uint64
   return raft::Entry{raft::Term(1), raft::Index(index), raft::EntryType::kNormal,
                      wire::encode_logged_request(
                          std::string_view(stream).substr(wire::kFrameHeaderBytes), c.timestamp_ms)};
+}
+
+// The same command as the leader logs a client's write now
+// (PayloadKind::kLoggedWrite).
+inline raft::Entry written_entry(uint64_t index, const wire::KvCommand& c) {
+  return raft::Entry{
+      raft::Term(1), raft::Index(index), raft::EntryType::kNormal,
+      wire::encode_logged_write(c.client_id, c.seq, c.op, c.key, c.value, c.timestamp_ms)};
 }
 
 // Applies one entry as its own run, as the simulator's nodes do (they

@@ -195,7 +195,8 @@ void put_keys(asio::io_context& io, const std::vector<Node*>& nodes, uint64_t fi
       std::optional<RaftNode::Outcome> outcome;
       auto cmd = testing::make_command(1, i, wire::Op::kPut, fmt::format("key{}", i),
                                        fmt::format("value{}", i), 1000 + i);
-      l->node->propose(wire::encode_kv_command(cmd), [&](RaftNode::Outcome o) { outcome = o; });
+      l->node->propose(testing::written_entry(i, cmd).data,
+                       [&](RaftNode::Outcome o) { outcome = o; });
       ASSERT_TRUE(run_until(io, [&] { return outcome.has_value(); }));
       applied = *outcome == RaftNode::Outcome::kApplied;
     }

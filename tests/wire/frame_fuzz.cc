@@ -84,6 +84,13 @@ void decode_everything(std::string_view payload) {
     raft::Bytes bytes = encode_logged_request(payload.substr(16), logged->timestamp_ms);
     RAFTKV_CHECK(bytes.view() == payload);
   }
+  if (auto logged = decode_log_command(payload);
+      logged.ok() && payload[1] == static_cast<char>(PayloadKind::kLoggedWrite)) {
+    // A logged write has one encoding: its fields, key and value, nothing else.
+    raft::Bytes bytes = encode_logged_write(logged->client_id, logged->seq, logged->op, logged->key,
+                                            logged->value, logged->timestamp_ms);
+    RAFTKV_CHECK(bytes.view() == payload);
+  }
 }
 
 // Returns false once the decoder has failed.

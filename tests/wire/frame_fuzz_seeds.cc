@@ -72,6 +72,20 @@ int run(const std::filesystem::path& dir) {
     write_seed(dir, fmt::format("kv_command_{}", i), stream, 5);
     mixed += stream;
   }
+  for (int i = 0; i < 5; ++i) {
+    // Frames pad payloads to 8 bytes; a logged write decodes only unpadded,
+    // so key and value sizes are picked to need no padding (41 + 16 + v).
+    const std::string value(static_cast<size_t>(7 + 8 * i), static_cast<char>('a' + i));
+    const raft::Bytes payload = encode_logged_write(ClientId(rng.next()), rng.next(), Op::kPut,
+                                                    std::string(16, 'k'), value, rng.next());
+    RAFTKV_CHECK(payload.size() % 8 == 0);
+    std::string stream;
+    RAFTKV_CHECK(
+        append_frame(PayloadKind::kLoggedWrite, payload.view().substr(kPayloadHeaderBytes), &stream)
+            .ok());
+    write_seed(dir, fmt::format("logged_write_{}", i), stream, 7);
+    mixed += stream;
+  }
   write_seed(dir, "mixed", mixed, 6);
   return 0;
 }

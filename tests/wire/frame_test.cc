@@ -336,7 +336,7 @@ TEST(FrameCodec, RejectsUnsupportedVersion) {
 }
 
 TEST(FrameCodec, RejectsUnknownPayloadKind) {
-  for (int kind : {0, 7, 255}) {
+  for (int kind : {0, 8, 255}) {
     std::string payload = payload_of(PayloadKind::kPeerMessages, "body");
     payload[1] = static_cast<char>(kind);
     Decoded d = decode_all(raw_frame(payload));

@@ -48,7 +48,8 @@ std::string peer_payload(const std::vector<raft::Message>& messages) {
 
 constexpr PayloadKind kAllKinds[] = {PayloadKind::kPeerMessages,  PayloadKind::kHandshake,
                                      PayloadKind::kClientRequest, PayloadKind::kClientReply,
-                                     PayloadKind::kKvCommand,     PayloadKind::kLoggedRequest};
+                                     PayloadKind::kKvCommand,     PayloadKind::kLoggedRequest,
+                                     PayloadKind::kLoggedWrite};
 
 TEST(HostileInput, VerifierRejectsRandomBodies) {
   for (PayloadKind kind : kAllKinds) {
