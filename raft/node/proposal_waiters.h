@@ -64,8 +64,13 @@ class ProposalWaiters {
     Term term;
     Done done;
   };
-  // The first waiter at or after `index`.
+  // The first waiter at or after `index`. Proposals add at the back and
+  // applies take from the front, so both ends are checked before a binary
+  // search (a deque's iterator arithmetic made that search 2.9% of a
+  // leader's Raft thread under saturating puts).
   auto from(Index index) {
+    if (waiters_.empty() || waiters_.back().index < index) return waiters_.end();
+    if (waiters_.front().index >= index) return waiters_.begin();
     return std::lower_bound(waiters_.begin(), waiters_.end(), index,
                             [](const Waiter& w, Index i) { return w.index < i; });
   }

@@ -3,6 +3,8 @@
 
 #include <gtest/gtest.h>
 
+#include <map>
+#include <random>
 #include <string>
 #include <vector>
 
@@ -80,6 +82,57 @@ TEST(ProposalWaiters, ASnapshotTakesEveryWaiterAtOrBelowItAndNoOther) {
   EXPECT_EQ(w.size(), 3u);
   expect_taken(w, Index(4), Term(1), "4", true);
   expect_taken(w, Index(6), Term(1), "6", true);
+}
+
+// Random adds, takes and snapshots at the ends and in the middle, against a
+// std::map of index -> (term, name).
+TEST(ProposalWaiters, MatchesAnOrderedMapUnderRandomOperations) {
+  for (uint64_t seed = 0; seed < 200; ++seed) {
+    std::mt19937_64 rng(seed);
+    Waiters w;
+    std::map<uint64_t, std::pair<uint64_t, std::string>> model;
+    for (int step = 0; step < 300; ++step) {
+      const uint64_t index = 1 + rng() % 40;
+      const uint64_t term = 1 + rng() % 3;
+      const std::string name = std::to_string(step);
+      switch (rng() % 5) {
+        case 0:
+        case 1: {
+          std::optional<std::string> replaced = w.add(Index(index), Term(term), name);
+          auto it = model.find(index);
+          ASSERT_EQ(replaced.has_value(), it != model.end()) << "seed " << seed;
+          if (replaced) {
+            ASSERT_EQ(*replaced, it->second.second) << "seed " << seed;
+          }
+          model[index] = {term, name};
+          break;
+        }
+        case 2:
+        case 3: {
+          auto t = w.take(Index(index), Term(term));
+          auto it = model.find(index);
+          ASSERT_EQ(t.has_value(), it != model.end()) << "seed " << seed;
+          if (t) {
+            ASSERT_EQ(t->done, it->second.second) << "seed " << seed;
+            ASSERT_EQ(t->applied, it->second.first == term) << "seed " << seed;
+            model.erase(it);
+          }
+          break;
+        }
+        case 4: {
+          std::vector<std::string> covered, expected;
+          w.take_through(Index(index / 4), [&](std::string d) { covered.push_back(d); });
+          while (!model.empty() && model.begin()->first <= index / 4) {
+            expected.push_back(model.begin()->second.second);
+            model.erase(model.begin());
+          }
+          ASSERT_EQ(covered, expected) << "seed " << seed;
+          break;
+        }
+      }
+      ASSERT_EQ(w.size(), model.size()) << "seed " << seed;
+    }
+  }
 }
 
 }  // namespace
