@@ -79,15 +79,22 @@ std::optional<Index> RaftLog::maybe_append(Index prev, Term prev_term, Index lea
   return last_new;
 }
 
-Index RaftLog::append(const std::vector<Entry>& entries) {
-  if (entries.empty()) return last_index();
-  RAFTKV_CHECK(entries.front().index == last_index() + 1);
-  truncate_and_append(entries, 0);
+Index RaftLog::append(Entry entry) {
+  RAFTKV_CHECK(entry.index == last_index() + 1);
+  cut_unstable_at(entry.index);
+  unstable_.push_back(std::move(entry));
   return last_index();
 }
 
 void RaftLog::truncate_and_append(const std::vector<Entry>& entries, size_t from) {
-  Index start = entries[from].index;
+  cut_unstable_at(entries[from].index);
+  for (size_t k = from; k < entries.size(); ++k) {
+    RAFTKV_CHECK(entries[k].index == offset_ + unstable_.size());
+    unstable_.push_back(entries[k]);
+  }
+}
+
+void RaftLog::cut_unstable_at(Index start) {
   RAFTKV_CHECK(start > committed_ && start <= last_index() + 1);
   if (start <= offset_) {
     // Replaces the whole unstable tail, and shadows storage from `start` on;
@@ -98,10 +105,6 @@ void RaftLog::truncate_and_append(const std::vector<Entry>& entries, size_t from
   } else {
     unstable_.resize(start - offset_);
     in_progress_ = std::min(in_progress_, start);
-  }
-  for (size_t k = from; k < entries.size(); ++k) {
-    RAFTKV_CHECK(entries[k].index == offset_ + unstable_.size());
-    unstable_.push_back(entries[k]);
   }
 }
 

@@ -33,8 +33,9 @@ class RaftLog {
   // does not match.
   std::optional<Index> maybe_append(Index prev, Term prev_term, Index leader_commit,
                                     const std::vector<Entry>& entries);
-  // Leader side: appends after last_index(). Returns the new last index.
-  Index append(const std::vector<Entry>& entries);
+  // Leader side: appends one entry at last_index() + 1, moved in (a proposal
+  // costs no vector and no copy of its command's handle). Returns its index.
+  Index append(Entry entry);
   // Fast backtracking (Raft §5.3 end): the largest index <= index whose term
   // is <= t, or first_index() - 1 when the search reaches the compacted prefix.
   Index find_conflict_by_term(Index index, Term t) const;
@@ -78,6 +79,9 @@ class RaftLog {
   Index unstable_last() const { return offset_ + unstable_.size() - 1; }
   Index committed_limit() const;
   void truncate_and_append(const std::vector<Entry>& entries, size_t from);
+  // Drops unstable entries at and after `start`, so that the next push_back
+  // onto unstable_ is the entry at `start`.
+  void cut_unstable_at(Index start);
 
   const LogReader& storage_;
   // Invariant: applied_ <= applying_ <= committed_ <= last_index().

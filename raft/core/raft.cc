@@ -117,7 +117,7 @@ void Raft::become_leader() {
   read_acks_.clear();
   // Raft §8 / Figure 8: a no-op of the new term lets the leader commit (and
   // so learn the commit index) without waiting for a client.
-  log_.append({Entry{term_, last + 1, EntryType::kNoop, {}}});
+  log_.append(Entry{term_, last + 1, EntryType::kNoop, {}});
   broadcast_append();
 }
 
@@ -570,7 +570,7 @@ ProposeResult Raft::propose(Bytes command) {
     return res;
   }
   Index index = log_.last_index() + 1;
-  log_.append({Entry{term_, index, EntryType::kNormal, std::move(command)}});
+  log_.append(Entry{term_, index, EntryType::kNormal, std::move(command)});
   uncommitted_.emplace_back(index, bytes);
   uncommitted_bytes_ += bytes;
   // Sent in flush_pending(), so all proposals drained before the next
