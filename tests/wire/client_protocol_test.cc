@@ -186,6 +186,26 @@ KvCommand from_ref(const KvCommandRef& r) {
                    std::string(r.value), r.timestamp_ms};
 }
 
+// A logged entry decodes wherever it lies in memory, whatever its alignment.
+void expect_decodes_at_every_alignment(const raft::Bytes& bytes, const KvCommand& want) {
+  for (size_t offset = 0; offset < 8; ++offset) {
+    std::string buffer(offset, '\0');
+    buffer += bytes.view();
+    Result<KvCommandRef> out = decode_log_command(std::string_view(buffer).substr(offset));
+    ASSERT_TRUE(out.ok()) << offset << ": " << out.error().message;
+    EXPECT_EQ(from_ref(*out), want) << offset;
+  }
+}
+
+// The same bytes under the next protocol version are refused as such.
+void expect_refused_under_a_newer_version(const raft::Bytes& bytes) {
+  std::string future(bytes.view());
+  future[0] = static_cast<char>(kProtocolVersion + 1);
+  Result<KvCommandRef> out = decode_log_command(future);
+  ASSERT_FALSE(out.ok());
+  EXPECT_EQ(out.error().code, ErrorCode::kUnsupportedVersion);
+}
+
 TEST(LoggedRequestCodec, CarriesTheRequestAndTheTimestamp) {
   for (Op op : kAllOps) {
     const ClientRequest req{99, ClientId(4), 17, op, "k", "value"};
@@ -223,23 +243,13 @@ TEST(LoggedRequestCodec, IsAVersionedPayload) {
   EXPECT_EQ(bytes.size() % 8, 0u);
   EXPECT_EQ(bytes.view()[0], static_cast<char>(kProtocolVersion));
   EXPECT_EQ(bytes.view()[1], static_cast<char>(PayloadKind::kLoggedRequest));
-  std::string future(bytes.view());
-  future[0] = static_cast<char>(kProtocolVersion + 1);
-  Result<KvCommandRef> out = decode_log_command(future);
-  ASSERT_FALSE(out.ok());
-  EXPECT_EQ(out.error().code, ErrorCode::kUnsupportedVersion);
+  expect_refused_under_a_newer_version(bytes);
 }
 
 TEST(LoggedRequestCodec, DecodesFromMisalignedBuffer) {
   const ClientRequest req{1, ClientId(1), 2, Op::kPut, "key", "value"};
-  raft::Bytes bytes = encode_logged_request(request_payload(req), 3);
-  for (size_t offset = 0; offset < 8; ++offset) {
-    std::string buffer(offset, '\0');
-    buffer += bytes.view();
-    Result<KvCommandRef> out = decode_log_command(std::string_view(buffer).substr(offset));
-    ASSERT_TRUE(out.ok()) << offset << ": " << out.error().message;
-    EXPECT_EQ(from_ref(*out), (KvCommand{ClientId(1), 2, Op::kPut, "key", "value", 3}));
-  }
+  expect_decodes_at_every_alignment(encode_logged_request(request_payload(req), 3),
+                                    KvCommand{ClientId(1), 2, Op::kPut, "key", "value", 3});
 }
 
 // What the leader checked is checked again on apply: a damaged entry is
@@ -313,22 +323,13 @@ TEST(LoggedWriteCodec, IsAVersionedPayload) {
   raft::Bytes bytes = encode_logged_write(ClientId(1), 1, Op::kPut, "", "", 5);
   EXPECT_EQ(bytes.view()[0], static_cast<char>(kProtocolVersion));
   EXPECT_EQ(bytes.view()[1], static_cast<char>(PayloadKind::kLoggedWrite));
-  std::string future(bytes.view());
-  future[0] = static_cast<char>(kProtocolVersion + 1);
-  Result<KvCommandRef> out = decode_log_command(future);
-  ASSERT_FALSE(out.ok());
-  EXPECT_EQ(out.error().code, ErrorCode::kUnsupportedVersion);
+  expect_refused_under_a_newer_version(bytes);
 }
 
 TEST(LoggedWriteCodec, DecodesFromMisalignedBuffer) {
-  raft::Bytes bytes = encode_logged_write(ClientId(1), 2, Op::kPut, "key", "value", 3);
-  for (size_t offset = 0; offset < 8; ++offset) {
-    std::string buffer(offset, '\0');
-    buffer += bytes.view();
-    Result<KvCommandRef> out = decode_log_command(std::string_view(buffer).substr(offset));
-    ASSERT_TRUE(out.ok()) << offset << ": " << out.error().message;
-    EXPECT_EQ(from_ref(*out), (KvCommand{ClientId(1), 2, Op::kPut, "key", "value", 3}));
-  }
+  expect_decodes_at_every_alignment(
+      encode_logged_write(ClientId(1), 2, Op::kPut, "key", "value", 3),
+      KvCommand{ClientId(1), 2, Op::kPut, "key", "value", 3});
 }
 
 // Every cut and every extension is refused: the sizes of key and value are
