@@ -90,6 +90,7 @@ struct RaftNode::Impl {
   CoreStorage core_storage;
   std::unique_ptr<Raft> raft;
   asio::steady_timer ticker;
+  std::minstd_rand tick_rng{std::random_device{}()};  // the ticker's phase shifts
   bool stopped = false;
   bool pump_scheduled = false;
   // Posted callbacks check this, so none runs after the node is gone.
@@ -458,6 +459,7 @@ struct RaftNode::Impl {
 
   void on_tick() {
     if (stopped) return;
+    const Role before = raft->role();
     raft->tick();
     if (hand_off) {
       if (raft->role() != Role::kLeader && raft->leader() != kNoNode && raft->leader() != opts.id) {
@@ -473,11 +475,20 @@ struct RaftNode::Impl {
       }
     }
     pump();
-    arm_ticker();
+    const Role after = raft->role();
+    arm_ticker(after != before && (after == Role::kPreCandidate || after == Role::kCandidate));
   }
 
-  void arm_ticker() {
-    ticker.expires_after(std::chrono::milliseconds(opts.tick_ms));
+  // Election timeouts are drawn in whole ticks (Raft §5.2), so two nodes
+  // whose ticks fall in the same millisecond split the vote whenever they
+  // draw the same count, and after a split they are still in phase for the
+  // next draw (seen once in 45 failovers: two splits in a row, 2.3 s). A
+  // random phase at start and a random shift of it, under one tick, each
+  // time this node starts a campaign keep competing candidates apart.
+  void arm_ticker(bool shift_phase) {
+    int delay_ms = opts.tick_ms;
+    if (shift_phase) delay_ms += std::uniform_int_distribution<int>(0, opts.tick_ms - 1)(tick_rng);
+    ticker.expires_after(std::chrono::milliseconds(delay_ms));
     ticker.async_wait([this, a = alive](const asio::error_code& ec) {
       if (!ec && *a) on_tick();
     });
@@ -534,7 +545,7 @@ bool RaftNode::start(std::string* error) {
   log_line("raft", fmt::format("node {} started: term {} log [{}..{}] commit {} applied {}",
                                m.opts.id, m.raft->term(), m.raft->log().first_index(),
                                m.raft->log().last_index(), m.raft->log().committed(), cfg.applied));
-  m.arm_ticker();
+  m.arm_ticker(/*shift_phase=*/true);
   return true;
 }
 
