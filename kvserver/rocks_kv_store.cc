@@ -592,14 +592,18 @@ std::unique_ptr<RocksKvStore> RocksKvStore::open(const std::string& dir,
   // often: 3.0-3.5 instead of 9.0-9.4 us of compaction CPU per put, 25-26
   // instead of 32-35 us in all (3 nodes, 20 s of saturating puts); 32 files
   // halve it again (store-bench, 4M puts over 100k keys: 18 compactions and
-  // 0.50-0.56 us of compaction CPU per put at 16, 9 and 0.39-0.44 at 32).
-  // The stall triggers keep RocksDB's distance above it. A Get then may
-  // look into 32 level-0 files, so each file carries a bloom filter (10 bits
-  // per key, ~1% false positives): at 16 files, gets of keys no longer held
-  // back measured 66-72k/s instead of 40-61k/s.
-  o.level0_file_num_compaction_trigger = 32;
-  o.level0_slowdown_writes_trigger = 56;
-  o.level0_stop_writes_trigger = 80;
+  // 0.50-0.56 us of compaction CPU per put at 16, 9 and 0.39-0.44 at 32),
+  // and 64 files took the store's whole CPU per put from 2.27-2.32 to
+  // 2.10-2.12 us (store-bench, 6M puts, three alternated pairs). The stall
+  // triggers keep RocksDB's distance above it. A Get then may look into 64
+  // level-0 files, so each file carries a bloom filter (10 bits per key, ~1%
+  // false positives): at 16 files, gets of keys no longer held back measured
+  // 66-72k/s instead of 40-61k/s; at 64 against 32, after 25 s of puts over
+  // 100k keys, 81-103k/s against 78-84k/s. The price is disk: up to 64
+  // batches (256 MiB) wait in level 0.
+  o.level0_file_num_compaction_trigger = 64;
+  o.level0_slowdown_writes_trigger = 88;
+  o.level0_stop_writes_trigger = 112;
   rocksdb::BlockBasedTableOptions table;
   table.filter_policy.reset(rocksdb::NewBloomFilterPolicy(10));
   o.table_factory.reset(rocksdb::NewBlockBasedTableFactory(table));
