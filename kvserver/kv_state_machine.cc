@@ -123,8 +123,7 @@ bool written_by_a_newer_release(std::string_view payload) {
     if (payload[i] != '\0') return false;
   auto version = static_cast<uint8_t>(payload[0]);
   auto kind = static_cast<uint8_t>(payload[1]);
-  return version > wire::kProtocolVersion ||
-         kind > static_cast<uint8_t>(wire::PayloadKind::kLoggedWrite);
+  return version > wire::kProtocolVersion || kind > static_cast<uint8_t>(wire::kNewestPayloadKind);
 }
 
 // --- the snapshot image ---------------------------------------------------------------

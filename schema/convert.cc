@@ -710,8 +710,10 @@ Result<KvCommand> decode_kv_command(std::string_view payload) {
 namespace {
 
 constexpr size_t kTimestampBytes = 8;
-// timestamp_ms, client_id, seq, op, key size, value size.
-constexpr size_t kLoggedWriteFixedBytes = 8 + 8 + 8 + 1 + 4 + 4;
+// Where each fixed field of a kLoggedWrite body starts (layout: convert.h).
+constexpr size_t kAtTimestamp = 0, kAtClient = 8, kAtSeq = 16, kAtOp = 24, kAtKeySize = 25,
+                 kAtValueSize = 29;
+constexpr size_t kLoggedWriteFixedBytes = kAtValueSize + 4;
 
 void store_le(char* p, uint64_t v, size_t bytes) {
   for (size_t i = 0; i < bytes; ++i)
@@ -753,10 +755,10 @@ Result<KvCommandRef> decode_logged_write(std::string_view body) {
   }
   const char* p = body.data();
   KvCommandRef c;
-  c.timestamp_ms = load_le(p, 8);
-  c.client_id = ClientId(load_le(p + 8, 8));
-  c.seq = load_le(p + 16, 8);
-  const auto raw_op = static_cast<uint8_t>(p[24]);
+  c.timestamp_ms = load_le(p + kAtTimestamp, 8);
+  c.client_id = ClientId(load_le(p + kAtClient, 8));
+  c.seq = load_le(p + kAtSeq, 8);
+  const auto raw_op = static_cast<uint8_t>(p[kAtOp]);
   // fb::Op has a fixed underlying type: every byte is a value of it.
   std::optional<Op> op = from_fb(static_cast<fb::Op>(raw_op));
   if (!op || !is_write(*op)) {
@@ -765,8 +767,8 @@ Result<KvCommandRef> decode_logged_write(std::string_view body) {
   c.op = *op;
   // Both sizes are stored so that a cut or extended entry is refused, not
   // read as a shorter or longer value.
-  const uint64_t key_size = load_le(p + 25, 4);
-  const uint64_t value_size = load_le(p + 29, 4);
+  const uint64_t key_size = load_le(p + kAtKeySize, 4);
+  const uint64_t value_size = load_le(p + kAtValueSize, 4);
   const std::string_view rest = body.substr(kLoggedWriteFixedBytes);
   if (key_size + value_size != rest.size()) {
     return Error{
@@ -785,9 +787,7 @@ Result<KvCommandRef> decode_logged_write(std::string_view body) {
 raft::Bytes encode_logged_request(std::string_view request_payload, uint64_t timestamp_ms) {
   const size_t size = kPayloadHeaderBytes + kTimestampBytes + request_payload.size();
   return raft::Bytes::filled(size, [&](char* p) {
-    p[0] = static_cast<char>(kProtocolVersion);
-    p[1] = static_cast<char>(PayloadKind::kLoggedRequest);
-    std::memset(p + 2, 0, kPayloadHeaderBytes - 2);
+    write_payload_header(PayloadKind::kLoggedRequest, p);
     store_le(p + kPayloadHeaderBytes, timestamp_ms, kTimestampBytes);
     // Requests are padded to 8 bytes (append_payload), so the request's body
     // stays 8-byte aligned in the entry and decodes in place.
@@ -803,16 +803,14 @@ raft::Bytes encode_logged_write(ClientId client_id, uint64_t seq, Op op, std::st
                    "encode_logged_write: key or value over 4 GiB");
   const size_t size = kPayloadHeaderBytes + kLoggedWriteFixedBytes + key.size() + value.size();
   return raft::Bytes::filled(size, [&](char* p) {
-    p[0] = static_cast<char>(kProtocolVersion);
-    p[1] = static_cast<char>(PayloadKind::kLoggedWrite);
-    std::memset(p + 2, 0, kPayloadHeaderBytes - 2);
+    write_payload_header(PayloadKind::kLoggedWrite, p);
     char* f = p + kPayloadHeaderBytes;
-    store_le(f, timestamp_ms, 8);
-    store_le(f + 8, client_id.value, 8);
-    store_le(f + 16, seq, 8);
-    f[24] = static_cast<char>(to_fb(op));
-    store_le(f + 25, key.size(), 4);
-    store_le(f + 29, value.size(), 4);
+    store_le(f + kAtTimestamp, timestamp_ms, 8);
+    store_le(f + kAtClient, client_id.value, 8);
+    store_le(f + kAtSeq, seq, 8);
+    f[kAtOp] = static_cast<char>(to_fb(op));
+    store_le(f + kAtKeySize, key.size(), 4);
+    store_le(f + kAtValueSize, value.size(), 4);
     char* k = f + kLoggedWriteFixedBytes;
     // memcpy of an empty view's data() (possibly null) is undefined.
     if (!key.empty()) std::memcpy(k, key.data(), key.size());
@@ -821,17 +819,14 @@ raft::Bytes encode_logged_write(ClientId client_id, uint64_t seq, Op op, std::st
 }
 
 Result<KvCommandRef> decode_log_command(std::string_view payload) {
-  if (payload.size() >= kPayloadHeaderBytes) {
-    if (payload[1] == static_cast<char>(PayloadKind::kLoggedWrite)) {
-      Result<std::string_view> body = payload_body(payload, PayloadKind::kLoggedWrite);
-      if (!body.ok()) return body.error();
-      return decode_logged_write(*body);
-    }
-    if (payload[1] == static_cast<char>(PayloadKind::kLoggedRequest)) {
-      Result<std::string_view> body = payload_body(payload, PayloadKind::kLoggedRequest);
-      if (!body.ok()) return body.error();
-      return decode_logged_request(*body);
-    }
+  const auto kind = payload.size() >= kPayloadHeaderBytes
+                        ? static_cast<PayloadKind>(static_cast<uint8_t>(payload[1]))
+                        : PayloadKind::kKvCommand;
+  if (kind == PayloadKind::kLoggedWrite || kind == PayloadKind::kLoggedRequest) {
+    Result<std::string_view> body = payload_body(payload, kind);
+    if (!body.ok()) return body.error();
+    return kind == PayloadKind::kLoggedWrite ? decode_logged_write(*body)
+                                             : decode_logged_request(*body);
   }
   auto verified = VerifiedPayload<fb::KvCommand>::open(payload, PayloadKind::kKvCommand, 1);
   if (!verified.ok()) return verified.error();

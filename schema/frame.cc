@@ -31,7 +31,7 @@ void store_le32(char* p, uint32_t v) {
 
 bool is_known_kind(uint8_t kind) {
   return kind >= static_cast<uint8_t>(PayloadKind::kPeerMessages) &&
-         kind <= static_cast<uint8_t>(PayloadKind::kLoggedWrite);
+         kind <= static_cast<uint8_t>(kNewestPayloadKind);
 }
 
 // Checks version, kind and reserved bytes of a payload's header.
@@ -108,13 +108,18 @@ std::string_view to_string(PayloadKind kind) {
   return "unknown payload kind";
 }
 
+void write_payload_header(PayloadKind kind, char* out) {
+  out[0] = static_cast<char>(kProtocolVersion);
+  out[1] = static_cast<char>(kind);
+  std::memset(out + 2, 0, kPayloadHeaderBytes - 2);
+}
+
 void append_payload(PayloadKind kind, std::string_view body, std::string* out) {
   const size_t size = padded_payload_size(body);
   const size_t start = out->size();
-  out->resize(start + size);  // zero-fills the reserved bytes and the padding
+  out->resize(start + size);  // zero-fills the padding
   char* p = out->data() + start;
-  p[0] = static_cast<char>(kProtocolVersion);
-  p[1] = static_cast<char>(kind);
+  write_payload_header(kind, p);
   if (!body.empty()) std::memcpy(p + kPayloadHeaderBytes, body.data(), body.size());
 }
 

@@ -64,8 +64,14 @@ enum class PayloadKind : uint8_t {
   // (convert.h: encode_logged_write). No FlatBuffer, no padding.
   kLoggedWrite = 7,
 };
+// The highest kind this build knows; a higher one was written by a newer
+// release.
+inline constexpr PayloadKind kNewestPayloadKind = PayloadKind::kLoggedWrite;
 
 std::string_view to_string(PayloadKind kind);
+
+// Writes the kPayloadHeaderBytes of a payload of `kind` at `out`.
+void write_payload_header(PayloadKind kind, char* out);
 
 // Appends `body` as a payload of `kind` (header, body, zero padding to a
 // multiple of 8 bytes) to *out.

@@ -787,7 +787,7 @@ TEST(KvStateDeathTest, AnEntryOfANewerReleaseStopsTheNode) {
     return raft::Entry{raft::Term(1), Index(1), raft::EntryType::kNormal,
                        raft::Bytes(std::move(payload))};
   };
-  const auto logged = static_cast<uint8_t>(wire::PayloadKind::kLoggedWrite);
+  const auto logged = static_cast<uint8_t>(wire::kNewestPayloadKind);
   EXPECT_DEATH(KvStateMachine().apply(entry(wire::kProtocolVersion, logged + 1)),
                "written by a newer raftkv release");
   EXPECT_DEATH(KvStateMachine().apply(entry(wire::kProtocolVersion + 1, logged)),
