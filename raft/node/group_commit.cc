@@ -46,6 +46,27 @@ bool GroupCommitter::try_submit(WriteRequest&& req, Done&& done) {
   return true;
 }
 
+bool GroupCommitter::write_now(const WriteRequest& req) {
+  RAFTKV_CHECK(std::this_thread::get_id() != thread_.get_id());
+  {
+    std::lock_guard lock(mu_);
+    if (stopping_ || group_writing_ || writing_now_ || !queue_.empty()) return false;
+    writing_now_ = true;
+  }
+  const WriteRequest* one[] = {&req};
+  store_.write_group(one);
+  {
+    std::lock_guard lock(mu_);
+    writing_now_ = false;
+    stats_.requests += 1;
+    stats_.batches += 1;
+    stats_.syncs += req.sync ? 1 : 0;
+    stats_.entries += req.entries.size();
+  }
+  not_empty_.notify_one();  // a request queued meanwhile may go now
+  return true;
+}
+
 GroupCommitter::Stats GroupCommitter::stats() const {
   std::lock_guard lock(mu_);
   return stats_;
@@ -58,12 +79,13 @@ void GroupCommitter::run() {
   for (;;) {
     {
       std::unique_lock lock(mu_);
-      not_empty_.wait(lock, [&] { return stopping_ || !queue_.empty(); });
+      not_empty_.wait(lock, [&] { return stopping_ || (!queue_.empty() && !writing_now_); });
       // Drain the queue even when stopping: every accepted request is
       // written and completed before the destructor returns.
       if (queue_.empty()) return;
       // Everything that arrived while the previous group was syncing.
       group.swap(queue_);
+      group_writing_ = true;
     }
     not_full_.notify_all();
 
@@ -88,6 +110,10 @@ void GroupCommitter::run() {
       if (p.done) p.done();
     }
     group.clear();
+    {
+      std::lock_guard lock(mu_);
+      group_writing_ = false;
+    }
   }
 }
 

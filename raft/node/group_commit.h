@@ -65,6 +65,13 @@ class GroupCommitter {
   // full. On false, `req` and `done` are left untouched for a later retry.
   bool try_submit(WriteRequest&& req, Done&& done);
 
+  // Writes `req` on the calling thread, durably if it asks for sync, and
+  // returns true; or returns false at once, writing nothing, if a request
+  // is queued or being written (so writes still reach the store in the
+  // order they were handed over). For a producer whose next step waits on
+  // the write anyway: it saves two thread hand-offs.
+  bool write_now(const WriteRequest& req);
+
   // Counters so far; syncs / entries is the fsync cost per log entry.
   Stats stats() const;
 
@@ -84,6 +91,8 @@ class GroupCommitter {
   std::condition_variable not_full_;   // producers wait for room
   // Invariant: queue_.size() <= max_pending_.
   std::deque<Pending> queue_;
+  bool group_writing_ = false;  // the storage thread holds a group
+  bool writing_now_ = false;    // a write_now() is writing
   bool stopping_ = false;
   Stats stats_;
 

@@ -203,6 +203,17 @@ struct RaftNode::Impl {
         if (writes.size() == 1) on_write_done();
         continue;
       }
+      // A follower's write is all that stands between it and its ack, so
+      // with nothing else in flight it writes here: no hand-off to the
+      // storage thread and back (two wakeups per cycle on its critical
+      // path). write_now() returns once the write is durable, so the acks
+      // that on_write_done() sends still follow the fsync (Thesis §3.8). A
+      // leader keeps writing in the background, in parallel with
+      // replication and with its clients (Thesis §10.2.1).
+      if (writes.size() == 1 && raft->role() != Role::kLeader && committer.write_now(req)) {
+        on_write_done();
+        continue;
+      }
       // Runs on the storage thread, possibly after this node is gone: it
       // touches only the io_context (which outlives the node) and `alive`.
       committer.submit(std::move(req), [this, &ctx = io, a = alive] {

@@ -247,5 +247,69 @@ TEST(GroupCommitTest, BlockedProducerResumesWhenRoomFrees) {
   EXPECT_EQ(store->last_index(), Index(50));
 }
 
+TEST(GroupCommitTest, WriteNowWritesOnTheCallerOnlyWhenNothingIsQueuedOrWriting) {
+  TempDir tmp;
+  auto store = must_open(tmp.sub("db"));
+  ASSERT_TRUE(store);
+  std::promise<void> started, gate;
+  std::shared_future<void> gate_open = gate.get_future().share();
+  std::vector<int> done;  // storage thread only, until the join
+  {
+    GroupCommitter committer(*store);
+    ASSERT_TRUE(committer.write_now(testing::append_request({make_entry(1, 1)})));
+    // Written (and synced) before it returned.
+    EXPECT_EQ(store->last_index(), Index(1));
+    // While the storage thread holds a group, write_now() must not overtake it.
+    ASSERT_TRUE(committer.submit(testing::append_request({make_entry(2, 1)}), [&] {
+      done.push_back(2);
+      started.set_value();
+      gate_open.wait();
+    }));
+    started.get_future().wait();
+    EXPECT_FALSE(committer.write_now(testing::append_request({make_entry(3, 1)})));
+    // Nor a queued request.
+    ASSERT_TRUE(committer.submit(testing::append_request({make_entry(3, 1)}),
+                                 [&] { done.push_back(3); }));
+    EXPECT_FALSE(committer.write_now(testing::append_request({make_entry(4, 1)})));
+    EXPECT_EQ(store->last_index(), Index(2));
+    gate.set_value();
+  }
+  EXPECT_EQ(done, (std::vector<int>{2, 3}));
+  EXPECT_EQ(store->last_index(), Index(3));
+}
+
+TEST(GroupCommitTest, WriteNowAndSubmitInterleavedKeepTheLogInOrder) {
+  TempDir tmp;
+  auto store = must_open(tmp.sub("db"));
+  ASSERT_TRUE(store);
+  constexpr uint64_t kWrites = 400;
+  std::atomic<uint64_t> completed{0};
+  uint64_t inline_writes = 0;
+  GroupCommitter::Stats stats;
+  {
+    GroupCommitter committer(*store);
+    for (uint64_t i = 1; i <= kWrites; ++i) {
+      WriteRequest req = testing::append_request({make_entry(i, 1)});
+      // As RaftNode does: inline only when nothing handed over is pending.
+      if (completed.load() == i - 1 - inline_writes && i % 3 != 0 && committer.write_now(req)) {
+        ++inline_writes;
+        continue;
+      }
+      ASSERT_TRUE(committer.submit(std::move(req), [&] { completed.fetch_add(1); }));
+    }
+    while (completed.load() + inline_writes < kWrites)
+      std::this_thread::yield();
+    stats = committer.stats();
+  }
+  EXPECT_GT(inline_writes, 0u);
+  EXPECT_EQ(stats.requests, kWrites);
+  EXPECT_EQ(stats.entries, kWrites);
+  ASSERT_EQ(store->last_index(), Index(kWrites));
+  std::vector<Entry> all = store->entries(Index(1), Index(kWrites + 1), SIZE_MAX);
+  ASSERT_EQ(all.size(), kWrites);
+  for (uint64_t i = 1; i <= kWrites; ++i)
+    EXPECT_EQ(all[i - 1].index, Index(i));
+}
+
 }  // namespace
 }  // namespace raftkv::raft
