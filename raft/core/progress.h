@@ -54,6 +54,8 @@ struct Progress {
   bool probe_sent = false;
   uint64_t probe_heartbeat = 0;
   bool recent_active = false;  // heard from since the last check-quorum round
+  // The highest commit index an append has told the follower.
+  Index commit_sent;
   Inflights inflights;
 
   // kSnapshot: the snapshot being sent and how far the follower has acked.

@@ -206,6 +206,7 @@ void Raft::tick_heartbeat() {
     // A transfer that did not finish within an election timeout is abandoned.
     transferee_ = kNoNode;
   }
+  announce_commit();
   if (heartbeat_elapsed_ >= config_.heartbeat_ticks) {
     heartbeat_elapsed_ = 0;
     broadcast_heartbeat();
@@ -696,6 +697,7 @@ bool Raft::send_append(NodeId to, bool allow_empty) {
   }
   if (m.entries.empty() && !allow_empty) return false;
   m.commit = log_.committed();
+  pr.commit_sent = std::max(pr.commit_sent, m.commit);
   if (pr.state == ProgressState::kReplicate) {
     if (!m.entries.empty()) {
       size_t bytes = 0;
@@ -781,8 +783,14 @@ void Raft::on_commit_advanced() {
     for (uint64_t ctx : pending)
       read_index(ctx);
   }
-  // Followers learn the new commit index with the next append.
-  broadcast_pending_ = voters_.size() > 1;
+  // Followers learn the new commit index with the next append, which under
+  // load follows within a round trip; announce_commit() covers a pause.
+}
+
+void Raft::announce_commit() {
+  for (auto& [n, pr] : progress_) {
+    if (n != id_ && pr.commit_sent < log_.committed()) send_append(n, true);
+  }
 }
 
 void Raft::flush_pending() {

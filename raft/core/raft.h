@@ -126,6 +126,9 @@ class Raft {
   bool send_append(NodeId to, bool allow_empty);
   void send_snapshot_chunks(NodeId to, Progress& pr);
   void broadcast_append();
+  // Sends the commit index to followers no append has told it yet: an
+  // append with no entries of its own, one per tick at most.
+  void announce_commit();
   void broadcast_heartbeat();
   void send_timeout_now(NodeId to);
   bool maybe_commit();

@@ -632,6 +632,52 @@ TEST(RaftCore, ProposalsAreRefusedWithBusyWhenTooMuchIsUncommitted) {
   EXPECT_EQ(n.raft->propose(Bytes(std::string(50, 'x'))).status, ProposeResult::Status::kBusy);
 }
 
+TEST(RaftCore, ACommitGoesWithTheNextAppendOrWithinOneTick) {
+  TestNode n(NodeId(1));
+  elect(n);
+  const uint64_t term = n.raft->term().value;
+  auto ack = [&](int from, Index index) {
+    Message a = msg(MessageType::kAppendResponse, from, 1, term);
+    a.index = index;
+    n.raft->step(a);
+    return n.flush();
+  };
+  auto appends = [](const std::vector<Message>& ms) {
+    return std::count_if(ms.begin(), ms.end(),
+                         [](const Message& m) { return m.type == MessageType::kAppend; });
+  };
+  ack(2, n.raft->log().last_index());
+  ack(3, n.raft->log().last_index());
+  Index a = n.raft->propose(Bytes(std::string("a"))).index;
+  ASSERT_EQ(appends(n.flush()), 2);
+  // Follower 2's ack commits `a`, but no append goes out for that alone.
+  EXPECT_EQ(appends(ack(2, a)), 0);
+  EXPECT_EQ(n.raft->log().committed(), a);
+  // The next proposal's appends carry it.
+  Index b = n.raft->propose(Bytes(std::string("b"))).index;
+  std::vector<Message> out = n.flush();
+  ASSERT_EQ(appends(out), 2);
+  for (const Message& m : out) {
+    if (m.type == MessageType::kAppend) {
+      EXPECT_EQ(m.commit, a) << "to " << m.to.value;
+    }
+  }
+  // With nothing more to send, the next tick tells both followers, once.
+  ack(2, b);
+  EXPECT_EQ(appends(ack(3, b)), 0);
+  ASSERT_EQ(n.raft->log().committed(), b);
+  n.elapse(1);
+  out = n.flush();
+  ASSERT_EQ(appends(out), 2);
+  for (const Message& m : out) {
+    if (m.type != MessageType::kAppend) continue;
+    EXPECT_TRUE(m.entries.empty());
+    EXPECT_EQ(m.commit, b) << "to " << m.to.value;
+  }
+  n.elapse(1);
+  EXPECT_EQ(appends(n.flush()), 0);
+}
+
 TEST(RaftCore, FollowerRedirectsProposalsToTheLeader) {
   TestNode n(NodeId(2));
   n.raft->step(msg(MessageType::kHeartbeat, 1, 2, 1));
