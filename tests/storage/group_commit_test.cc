@@ -268,8 +268,8 @@ TEST(GroupCommitTest, WriteNowWritesOnTheCallerOnlyWhenNothingIsQueuedOrWriting)
     started.get_future().wait();
     EXPECT_FALSE(committer.write_now(testing::append_request({make_entry(3, 1)})));
     // Nor a queued request.
-    ASSERT_TRUE(committer.submit(testing::append_request({make_entry(3, 1)}),
-                                 [&] { done.push_back(3); }));
+    ASSERT_TRUE(
+        committer.submit(testing::append_request({make_entry(3, 1)}), [&] { done.push_back(3); }));
     EXPECT_FALSE(committer.write_now(testing::append_request({make_entry(4, 1)})));
     EXPECT_EQ(store->last_index(), Index(2));
     gate.set_value();
