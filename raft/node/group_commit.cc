@@ -79,7 +79,9 @@ void GroupCommitter::run() {
   for (;;) {
     {
       std::unique_lock lock(mu_);
-      not_empty_.wait(lock, [&] { return stopping_ || (!queue_.empty() && !writing_now_); });
+      // Never beside a write_now(): the store takes one writer at a time
+      // anyway, and the queue holds only what was handed over after it.
+      not_empty_.wait(lock, [&] { return !writing_now_ && (stopping_ || !queue_.empty()); });
       // Drain the queue even when stopping: every accepted request is
       // written and completed before the destructor returns.
       if (queue_.empty()) return;
