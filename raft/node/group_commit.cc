@@ -54,17 +54,29 @@ bool GroupCommitter::write_now(const WriteRequest& req) {
     writing_now_ = true;
   }
   const WriteRequest* one[] = {&req};
-  store_.write_group(one);
+  write_counted(one);
   {
     std::lock_guard lock(mu_);
     writing_now_ = false;
-    stats_.requests += 1;
-    stats_.batches += 1;
-    stats_.syncs += req.sync ? 1 : 0;
-    stats_.entries += req.entries.size();
   }
   not_empty_.notify_one();  // a request queued meanwhile may go now
   return true;
+}
+
+void GroupCommitter::write_counted(std::span<const WriteRequest* const> reqs) {
+  bool sync = false;
+  uint64_t entries = 0;
+  for (const WriteRequest* r : reqs) {
+    sync = sync || r->sync;
+    entries += r->entries.size();
+  }
+  // One batch, one sync for all of them; returns once durable.
+  store_.write_group(reqs);
+  std::lock_guard lock(mu_);
+  stats_.requests += reqs.size();
+  stats_.batches += 1;
+  stats_.syncs += sync ? 1 : 0;
+  stats_.entries += entries;
 }
 
 GroupCommitter::Stats GroupCommitter::stats() const {
@@ -92,22 +104,9 @@ void GroupCommitter::run() {
     not_full_.notify_all();
 
     reqs.clear();
-    bool sync = false;
-    uint64_t entries = 0;
-    for (const Pending& p : group) {
+    for (const Pending& p : group)
       reqs.push_back(&p.req);
-      sync = sync || p.req.sync;
-      entries += p.req.entries.size();
-    }
-    // One batch, one sync for the whole group; returns once durable.
-    store_.write_group(reqs);
-    {
-      std::lock_guard lock(mu_);
-      stats_.requests += group.size();
-      stats_.batches += 1;
-      stats_.syncs += sync ? 1 : 0;
-      stats_.entries += entries;
-    }
+    write_counted(reqs);
     for (Pending& p : group) {
       if (p.done) p.done();
     }

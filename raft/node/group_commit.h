@@ -10,6 +10,7 @@
 #include <deque>
 #include <functional>
 #include <mutex>
+#include <span>
 #include <thread>
 
 #include "raft/node/rocks_log_store.h"
@@ -82,6 +83,8 @@ class GroupCommitter {
   };
 
   void run();
+  // Writes `reqs` as one batch and counts it in stats_ (takes mu_ after).
+  void write_counted(std::span<const WriteRequest* const> reqs);
 
   RocksLogStore& store_;
   const size_t max_pending_;
