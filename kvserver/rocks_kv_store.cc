@@ -14,7 +14,6 @@
 #include <mutex>
 #include <span>
 #include <system_error>
-#include <unordered_map>
 #include <vector>
 
 #include <fmt/format.h>
@@ -25,6 +24,7 @@
 #include <rocksdb/table.h>
 #include <rocksdb/write_batch.h>
 
+#include "kvserver/id_map.h"
 #include "kvserver/kv_codec.h"
 #include "raft/core/check.h"
 
@@ -394,7 +394,7 @@ struct RocksKvStore::Impl {
     Session session;
     bool dirty = false;
   };
-  std::unordered_map<uint64_t, CachedSession> sessions;
+  IdMap<CachedSession> sessions;
   std::vector<uint64_t> dirty_sessions;
   bool discarded = false;
 
@@ -447,12 +447,12 @@ struct RocksKvStore::Impl {
 
   void store_dirty_sessions() {
     for (uint64_t client : dirty_sessions) {
-      auto it = sessions.find(client);
-      if (it == sessions.end() || !it->second.dirty) continue;  // erased, or stored already
+      CachedSession* cached = sessions.find(client);
+      if (cached == nullptr || !cached->dirty) continue;  // erased, or stored already
       value_buf.clear();
-      codec::put_session(value_buf, it->second.session);
+      codec::put_session(value_buf, cached->session);
       overlay.put(session_key(client), value_buf);
-      it->second.dirty = false;
+      cached->dirty = false;
     }
     dirty_sessions.clear();
   }
@@ -673,12 +673,11 @@ std::optional<std::string> RocksKvStore::get(std::string_view key) const {
 
 std::optional<Session> RocksKvStore::session(uint64_t client) const {
   Impl& m = *impl_;
-  auto it = m.sessions.find(client);
-  if (it != m.sessions.end()) return it->second.session;
+  if (const Impl::CachedSession* cached = m.sessions.find(client)) return cached->session;
   std::optional<std::string> v = m.read(session_key(client));
   if (!v) return std::nullopt;
   Session s = decode_session_value(m.dir, *v);
-  m.sessions.emplace(client, Impl::CachedSession{s});
+  m.sessions[client] = Impl::CachedSession{s};
   return s;
 }
 
