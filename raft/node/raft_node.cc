@@ -1,5 +1,6 @@
 #include "raft/node/raft_node.h"
 
+#include <chrono>
 #include <random>
 
 #include <fmt/format.h>
@@ -409,6 +410,7 @@ struct RaftNode::Impl {
     }
     std::optional<Term> term = raft->log().term(applied);
     if (!term) return;
+    const auto started = std::chrono::steady_clock::now();
     // Only applied (hence durable: we apply after the write) state is
     // compacted, so the log never loses an entry the state machine lacks.
     Bytes image;
@@ -427,7 +429,10 @@ struct RaftNode::Impl {
       log_line("raft", fmt::format("snapshot at {} refused: {}", applied, st.error));
       return;
     }
-    log_line("raft", fmt::format("snapshot taken at index {} term {}", applied, *term));
+    const auto took = std::chrono::duration_cast<std::chrono::microseconds>(
+        std::chrono::steady_clock::now() - started);
+    log_line("raft", fmt::format("snapshot taken at index {} term {} ({:.1f} ms)", applied, *term,
+                                 took.count() / 1000.0));
   }
 
   // start() for a durable() state machine: it kept its state, so replay
