@@ -1,7 +1,7 @@
 // IdMap: a hash map from 64-bit ids (client ids) to values, for the state
 // store's session cache, which every put reads several times on the leader.
-// std::unordered_map spent most of that in a 64-bit division (its prime
-// bucket count) and a node chase; here the table is one array of slots,
+// std::unordered_map (libstdc++) divides by a prime bucket count and follows
+// a node pointer on every lookup; here the table is one array of slots,
 // indexed by a multiplicative hash and probed linearly. Pointers returned
 // stay valid until the next insertion or erase.
 #pragma once
