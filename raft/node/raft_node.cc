@@ -198,28 +198,25 @@ struct RaftNode::Impl {
       }
       rd.read_states.clear();
       const bool nothing_to_write = req.empty();
+      writes.push_back(InFlight{std::move(rd), nothing_to_write});
       // A follower's write is all that stands between it and its ack, so
       // with nothing else in flight it writes here: no hand-off to the
       // storage thread and back (two wakeups per cycle on its critical
-      // path). It also applies only after the write and its acks (in
+      // path). It applies only after the write and its acks (in
       // on_write_done()): entries committed earlier can wait, the leader
       // cannot. write_now() returns once the write is durable, so the acks
       // that on_write_done() sends still follow the fsync (Thesis §3.8). A
       // leader keeps writing in the background, in parallel with
       // replication and with its clients (Thesis §10.2.1).
-      const bool write_here = !nothing_to_write && writes.empty() && raft->role() != Role::kLeader;
-      if (!write_here) apply_durable();
-      writes.push_back(InFlight{std::move(rd), nothing_to_write});
+      if (!nothing_to_write && writes.size() == 1 && raft->role() != Role::kLeader &&
+          committer.write_now(req)) {
+        on_write_done();
+        continue;
+      }
+      apply_durable();
       if (nothing_to_write) {
         if (writes.size() == 1) on_write_done();
         continue;
-      }
-      if (write_here) {
-        if (committer.write_now(req)) {
-          on_write_done();
-          continue;
-        }
-        apply_durable();
       }
       // Runs on the storage thread, possibly after this node is gone: it
       // touches only the io_context (which outlives the node) and `alive`.
