@@ -1,5 +1,5 @@
 // The clerk runs one I/O thread (an Asio io_context). Every operation is a
-// Call owned by `calls` (ordered by deadline) from submission to completion;
+// Call owned by `calls` (a list in deadline order) from start to completion;
 // at any moment a Call is in exactly one place: queued on a connection that
 // is connecting, in flight on an open connection (keyed by request id),
 // waiting in `delayed` for a backoff, or nowhere while being re-dispatched.
@@ -10,7 +10,7 @@
 #include <algorithm>
 #include <atomic>
 #include <deque>
-#include <map>
+#include <list>
 #include <mutex>
 #include <random>
 #include <thread>
@@ -72,13 +72,17 @@ struct Clerk::Impl {
   struct Call;
   // Completion of a call: an error, or the server's reply.
   using Done = std::function<void(const Error* error, ClientReply& reply)>;
-  using Calls = std::multimap<Clock::time_point, std::unique_ptr<Call>>;
+  // A list, not a multimap: a call is created in its node (one allocation),
+  // moves between lists by splicing, and since every deadline is its start
+  // plus the same timeout, the sorted place of a new call is at the back.
+  using Calls = std::list<Call>;
 
   struct Call {
+    Clock::time_point deadline;
     ClientRequest req;  // request_id is set per attempt
     bool is_write = false;
     Done done;
-    Calls::iterator self;        // its entry in `calls`
+    Calls::iterator self;        // itself, in `calls`
     int session = -1;            // writes: index into `sessions`
     bool maybe_applied = false;  // an attempt may have reached the log
     std::string last_error = "no endpoint tried";
@@ -208,6 +212,7 @@ struct Clerk::Impl {
             if (self->generation_ != g) return;
             if (ec) return self->fail(fmt::format("{}: {}", self->name(), ec.message()));
             self->decoder_.commit(n);
+            self->last_heard = Clock::now();
             self->drain(g);
           });
     }
@@ -220,7 +225,6 @@ struct Clerk::Impl {
         if (!frame->has_value()) return read();
         auto reply = wire::decode_client_reply((*frame)->payload);
         if (!reply.ok()) return fail(fmt::format("{}: {}", name(), reply.error().message));
-        last_heard = Clock::now();
         auto it = in_flight.find(reply->request_id);
         if (it == in_flight.end()) continue;  // an attempt abandoned at its deadline
         Call* call = it->second;
@@ -288,16 +292,17 @@ struct Clerk::Impl {
   // ---- Submission (any thread) -------------------------------------------
 
   void submit(ClientRequest req, Done done) {
-    auto call = std::make_unique<Call>();
-    call->is_write = req.op != wire::Op::kGet && req.op != wire::Op::kStatus;
-    call->req = std::move(req);
-    call->done = std::move(done);
-    auto deadline = Clock::now() + opts.timeout;
-    if (on_io_thread()) return start(deadline, std::move(call));
+    Calls one;
+    Call& call = one.emplace_back();
+    call.deadline = Clock::now() + opts.timeout;
+    call.is_write = req.op != wire::Op::kGet && req.op != wire::Op::kStatus;
+    call.req = std::move(req);
+    call.done = std::move(done);
+    if (on_io_thread()) return start(one);
     bool post;
     {
       std::lock_guard lock(submit_mu);
-      submitted.emplace_back(deadline, std::move(call));
+      submitted.splice(submitted.end(), one);
       post = !submit_posted;
       submit_posted = true;
     }
@@ -305,15 +310,18 @@ struct Clerk::Impl {
   }
 
   void drain_submitted() {
-    std::vector<std::pair<Clock::time_point, std::unique_ptr<Call>>> batch;
+    Calls batch;
     {
       std::lock_guard lock(submit_mu);
       batch.swap(submitted);
       submit_posted = false;
     }
     SharedSlot shared(*this);
-    for (auto& [deadline, call] : batch)
-      start(deadline, std::move(call));
+    while (!batch.empty()) {
+      Calls one;
+      one.splice(one.end(), batch, batch.begin());
+      start(one);
+    }
   }
 
   // The calls started while one is alive share a connection (up to
@@ -342,9 +350,16 @@ struct Clerk::Impl {
 
   // ---- The I/O thread ------------------------------------------------------
 
-  void start(Clock::time_point deadline, std::unique_ptr<Call> owned) {
-    Call* call = owned.get();
-    call->self = calls.emplace(deadline, std::move(owned));
+  // Moves the one call in `one` to its place in `calls`: the back, but for
+  // calls submitted by other threads a moment apart.
+  void start(Calls& one) {
+    auto pos = calls.end();
+    while (pos != calls.begin() && std::prev(pos)->deadline > one.front().deadline)
+      --pos;
+    Calls::iterator self = one.begin();
+    calls.splice(pos, one, self);
+    Call* call = &*self;
+    call->self = self;
     if (stopped) {
       Error e{Code::kUnavailable, "the clerk is shutting down"};
       return finish(call, &e);
@@ -529,8 +544,8 @@ struct Clerk::Impl {
 
   // Completes a call exactly once: with `error`, or with `reply`.
   void finish(Call* call, const Error* error, ClientReply* reply = nullptr) {
-    std::unique_ptr<Call> owned = std::move(call->self->second);
-    calls.erase(call->self);
+    Calls dying;  // keeps the call alive through its callback
+    dying.splice(dying.end(), calls, call->self);
     if (call->session >= 0) free_sessions.push_back(call->session);
     if (call->pinned) {
       call->pinned->close();
@@ -555,8 +570,8 @@ struct Clerk::Impl {
 
   void sweep() {
     const auto now = Clock::now();
-    while (!calls.empty() && calls.begin()->first <= now)
-      expire(calls.begin()->second.get());
+    while (!calls.empty() && calls.front().deadline <= now)
+      expire(&calls.front());
     // A server that holds requests without a word for an attempt's budget is
     // presumed stuck (e.g. stopped or partitioned with the socket open).
     auto stuck = [&](const std::shared_ptr<Conn>& c) {
@@ -616,7 +631,7 @@ struct Clerk::Impl {
       c->in_flight.clear();
     }
     while (!calls.empty()) {
-      Call* call = calls.begin()->second.get();
+      Call* call = &calls.front();
       if (call->where == Call::Where::kInFlight && call->is_write) call->maybe_applied = true;
       call->conn.reset();
       Error e = deadline_error(*call);
@@ -638,7 +653,7 @@ struct Clerk::Impl {
   std::thread::id io_thread;
 
   std::mutex submit_mu;
-  std::vector<std::pair<Clock::time_point, std::unique_ptr<Call>>> submitted;
+  Calls submitted;
   bool submit_posted = false;
 
   // Owned by the I/O thread from here on.
@@ -787,7 +802,9 @@ std::vector<EndpointStatus> Clerk::status() {
     auto p = std::make_shared<std::promise<void>>();
     waits.push_back(p->get_future());
     asio::post(impl_->io, [impl = impl_.get(), i, &s, p] {
-      auto call = std::make_unique<Impl::Call>();
+      Impl::Calls one;
+      Impl::Call* call = &one.emplace_back();
+      call->deadline = Clock::now() + impl->opts.timeout;
       call->req = make_request(wire::Op::kStatus, "");
       call->pinned = std::make_shared<Impl::Conn>(*impl, i);
       call->done = [&s, p](const Error* e, ClientReply& r) {
@@ -807,7 +824,7 @@ std::vector<EndpointStatus> Clerk::status() {
         }
         p->set_value();
       };
-      impl->start(Clock::now() + impl->opts.timeout, std::move(call));
+      impl->start(one);
     });
   }
   for (auto& w : waits)

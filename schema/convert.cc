@@ -567,21 +567,37 @@ Result<Handshake> decode_handshake(std::string_view payload) {
 // ---------------------------------------------------------------------------
 // Client protocol.
 
+// A request (in the clerk) and a reply (in the server) are the hot path's
+// encodes: each thread reuses one builder, so they allocate nothing once it has
+// grown. One that grew past kKeepBuilderBytes (a large value) is released
+// after use.
+constexpr size_t kKeepBuilderBytes = size_t{64} << 10;
+
+template <class Build>
+Status append_built_frame(PayloadKind kind, std::string* out, size_t max_frame_bytes, Build build) {
+  thread_local FlatBufferBuilder fbb(1024);
+  fbb.Clear();
+  build(fbb);
+  Status st = append_frame(kind, finished(fbb), out, max_frame_bytes);
+  if (fbb.GetSize() > kKeepBuilderBytes) fbb.Reset();
+  return st;
+}
+
 Status append_client_request_frame(const ClientRequest& request, std::string* out,
                                    size_t max_frame_bytes) {
-  FlatBufferBuilder fbb(
-      std::min(request.key.size() + request.value.size() + 128, kFrameBytesCeiling));
-  Offset<ByteVector> key = bytes_vector(fbb, request.key);
-  Offset<ByteVector> value = bytes_vector(fbb, request.value);
-  fb::ClientRequestBuilder b(fbb);
-  b.add_request_id(request.request_id);
-  b.add_client_id(request.client_id.value);
-  b.add_seq(request.seq);
-  b.add_op(to_fb(request.op));
-  b.add_key(key);
-  b.add_value(value);
-  fbb.Finish(b.Finish());
-  return append_frame(PayloadKind::kClientRequest, finished(fbb), out, max_frame_bytes);
+  return append_built_frame(PayloadKind::kClientRequest, out, max_frame_bytes,
+                            [&](FlatBufferBuilder& fbb) {
+                              Offset<ByteVector> key = bytes_vector(fbb, request.key);
+                              Offset<ByteVector> value = bytes_vector(fbb, request.value);
+                              fb::ClientRequestBuilder b(fbb);
+                              b.add_request_id(request.request_id);
+                              b.add_client_id(request.client_id.value);
+                              b.add_seq(request.seq);
+                              b.add_op(to_fb(request.op));
+                              b.add_key(key);
+                              b.add_value(value);
+                              fbb.Finish(b.Finish());
+                            });
 }
 
 Result<ClientRequestRef> decode_client_request_ref(std::string_view payload) {
@@ -603,48 +619,41 @@ Result<ClientRequest> decode_client_request(std::string_view payload) {
                        r->op,         std::string(r->key), std::string(r->value)};
 }
 
-// A reply per request is the hot path's one encode: each thread reuses a
-// builder, so a reply allocates nothing once the builder has grown. One that
-// grew past kKeepReplyBuilderBytes (a large Get) is released after use.
-constexpr size_t kKeepReplyBuilderBytes = size_t{64} << 10;
-
 Status append_client_reply_frame(const ClientReply& reply, std::string* out,
                                  size_t max_frame_bytes) {
-  thread_local FlatBufferBuilder fbb(1024);
-  fbb.Clear();
-  // Present-but-empty and absent differ here: an empty value of an existing
-  // key versus no such key.
-  Offset<ByteVector> value;
-  if (reply.value) {
-    value = fbb.CreateVector(reinterpret_cast<const uint8_t*>(reply.value->data()),
-                             reply.value->size());
-  }
-  Offset<flatbuffers::String> leader_address = string_or_absent(fbb, reply.leader_address);
-  Offset<flatbuffers::String> message = string_or_absent(fbb, reply.message);
-  Offset<fb::NodeStatus> node_status;
-  if (reply.node_status) {
-    const NodeStatus& s = *reply.node_status;
-    fb::NodeStatusBuilder b(fbb);
-    b.add_node_id(s.node_id.value);
-    b.add_role(to_fb(s.role));
-    b.add_term(s.term.value);
-    b.add_leader(s.leader.value);
-    b.add_commit_index(s.commit_index.value);
-    b.add_applied_index(s.applied_index.value);
-    node_status = b.Finish();
-  }
-  fb::ClientReplyBuilder b(fbb);
-  b.add_request_id(reply.request_id);
-  b.add_status(to_fb(reply.status));
-  b.add_value(value);
-  b.add_leader_hint(reply.leader_hint.value);
-  b.add_leader_address(leader_address);
-  b.add_message(message);
-  b.add_node_status(node_status);
-  fbb.Finish(b.Finish());
-  Status st = append_frame(PayloadKind::kClientReply, finished(fbb), out, max_frame_bytes);
-  if (fbb.GetSize() > kKeepReplyBuilderBytes) fbb.Reset();
-  return st;
+  return append_built_frame(
+      PayloadKind::kClientReply, out, max_frame_bytes, [&](FlatBufferBuilder& fbb) {
+        // Present-but-empty and absent differ here: an empty value of an existing
+        // key versus no such key.
+        Offset<ByteVector> value;
+        if (reply.value) {
+          value = fbb.CreateVector(reinterpret_cast<const uint8_t*>(reply.value->data()),
+                                   reply.value->size());
+        }
+        Offset<flatbuffers::String> leader_address = string_or_absent(fbb, reply.leader_address);
+        Offset<flatbuffers::String> message = string_or_absent(fbb, reply.message);
+        Offset<fb::NodeStatus> node_status;
+        if (reply.node_status) {
+          const NodeStatus& s = *reply.node_status;
+          fb::NodeStatusBuilder b(fbb);
+          b.add_node_id(s.node_id.value);
+          b.add_role(to_fb(s.role));
+          b.add_term(s.term.value);
+          b.add_leader(s.leader.value);
+          b.add_commit_index(s.commit_index.value);
+          b.add_applied_index(s.applied_index.value);
+          node_status = b.Finish();
+        }
+        fb::ClientReplyBuilder b(fbb);
+        b.add_request_id(reply.request_id);
+        b.add_status(to_fb(reply.status));
+        b.add_value(value);
+        b.add_leader_hint(reply.leader_hint.value);
+        b.add_leader_address(leader_address);
+        b.add_message(message);
+        b.add_node_status(node_status);
+        fbb.Finish(b.Finish());
+      });
 }
 
 Result<ClientReply> decode_client_reply(std::string_view payload) {
