@@ -16,6 +16,7 @@
 #include <mutex>
 #include <set>
 #include <thread>
+#include <vector>
 
 #include <fmt/format.h>
 
@@ -373,6 +374,41 @@ TEST(Clerk, DestroyingTheClerkCompletesEveryCallInFlight) {
   }
   EXPECT_EQ(completed.load(), 50);
   EXPECT_EQ(unknown.load(), 50);  // they were sent: the outcome is unknown
+}
+
+// Calls submitted from several threads at once reach the I/O thread in
+// batches whose deadlines interleave; each still completes exactly once,
+// never before its deadline, with the outcome of an unanswered write.
+TEST(Clerk, CallsFromManyThreadsEachExpireOnceAndNotBeforeTheirDeadline) {
+  SilentServer silent;
+  constexpr auto kTimeout = std::chrono::milliseconds(1500);
+  constexpr int kThreads = 4;
+  constexpr int kCallsPerThread = 200;
+  std::atomic<int> completed{0}, early{0}, wrong{0};
+  Latch done(kThreads * kCallsPerThread);
+  {
+    Clerk clerk(Options{.endpoints = {silent.endpoint()}, .timeout = kTimeout});
+    std::vector<std::thread> submitters;
+    for (int t = 0; t < kThreads; ++t) {
+      submitters.emplace_back([&] {
+        for (int i = 0; i < kCallsPerThread; ++i) {
+          const auto submitted = std::chrono::steady_clock::now();
+          clerk.async_put("k", "v", [&, submitted](Status s) {
+            ++completed;
+            if (std::chrono::steady_clock::now() - submitted < kTimeout) ++early;
+            if (s.ok() || s.error().code != Code::kTimeout || !s.error().outcome_unknown()) ++wrong;
+            done.count_down();
+          });
+        }
+      });
+    }
+    for (auto& t : submitters)
+      t.join();
+    ASSERT_TRUE(done.wait(std::chrono::seconds(60)));
+  }
+  EXPECT_EQ(completed.load(), kThreads * kCallsPerThread);  // and not once more at destruction
+  EXPECT_EQ(early.load(), 0);
+  EXPECT_EQ(wrong.load(), 0);
 }
 
 TEST(Clerk, TheExampleProgramRunsAgainstACluster) {
