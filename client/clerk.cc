@@ -291,10 +291,17 @@ struct Clerk::Impl {
 
   // ---- Submission (any thread) -------------------------------------------
 
-  void submit(ClientRequest req, Done done) {
-    Calls one;
+  // A new call, alone in `one`. Its deadline is now plus the one timeout
+  // every call has, which start() relies on to place it.
+  Call& new_call(Calls& one) const {
     Call& call = one.emplace_back();
     call.deadline = Clock::now() + opts.timeout;
+    return call;
+  }
+
+  void submit(ClientRequest req, Done done) {
+    Calls one;
+    Call& call = new_call(one);
     call.is_write = req.op != wire::Op::kGet && req.op != wire::Op::kStatus;
     call.req = std::move(req);
     call.done = std::move(done);
@@ -803,8 +810,7 @@ std::vector<EndpointStatus> Clerk::status() {
     waits.push_back(p->get_future());
     asio::post(impl_->io, [impl = impl_.get(), i, &s, p] {
       Impl::Calls one;
-      Impl::Call* call = &one.emplace_back();
-      call->deadline = Clock::now() + impl->opts.timeout;
+      Impl::Call* call = &impl->new_call(one);
       call->req = make_request(wire::Op::kStatus, "");
       call->pinned = std::make_shared<Impl::Conn>(*impl, i);
       call->done = [&s, p](const Error* e, ClientReply& r) {
