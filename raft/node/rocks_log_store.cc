@@ -10,10 +10,12 @@
 #include <mutex>
 #include <span>
 #include <system_error>
+#include <vector>
 
 #include <fmt/format.h>
 #include <rocksdb/db.h>
 #include <rocksdb/options.h>
+#include <rocksdb/sst_file_manager.h>
 #include <rocksdb/write_batch.h>
 
 #include "raft/core/check.h"
@@ -372,13 +374,31 @@ struct RocksLogStore::Impl {
     if (!s.ok()) fail_stop(fmt::format("{} in {}: {}", what, dir, rocks_error(s)));
   }
 
-  // Starts a flush of the log's memtable (the call does not wait for it).
+  // Starts a flush of the log's memtable, and of the other column families
+  // with it (the call does not wait). A WAL file goes only once no memtable
+  // holds any of its writes; flushing "meta" and "snapshot" too (a few
+  // bytes) lets each compaction retire the WAL files before it, one at a
+  // time, instead of a burst of them whenever max_total_wal_size forces a
+  // flush from inside a write (see open()).
+  // A small column family is skipped while an earlier flush of it is still
+  // pending: flushing it again would only stack up memtables (RocksDB stops
+  // writes at two).
   void start_log_flush() {
+    std::vector<rocksdb::ColumnFamilyHandle*> cfs = {log_cf};
+    for (rocksdb::ColumnFamilyHandle* cf : {meta_cf, snapshot_cf}) {
+      uint64_t pending = 0;
+      if (db->GetIntProperty(cf, rocksdb::DB::Properties::kNumImmutableMemTable, &pending) &&
+          pending == 0)
+        cfs.push_back(cf);
+    }
     rocksdb::FlushOptions fo;
     fo.wait = false;
     fo.allow_write_stall = true;
-    rocksdb::Status s = db->Flush(fo, log_cf);
-    if (!s.ok()) fail_stop(fmt::format("flushing the log in {}: {}", dir, rocks_error(s)));
+    rocksdb::Status s = db->Flush(fo, cfs);
+    // TryAgain (writes stopped for a moment) leaves the data in the WAL:
+    // nothing is lost, and the next compaction flushes again.
+    if (!s.ok() && !s.IsTryAgain())
+      fail_stop(fmt::format("flushing the log in {}: {}", dir, rocks_error(s)));
   }
 
   // Makes the result of the write just done visible to readers.
@@ -441,7 +461,9 @@ OpenResult RocksLogStoreAccess::open(const std::string& dir, const RocksLogStore
   // tail is also refused, since it cannot be told apart from a damaged
   // synced record; that is the safe side of an ambiguous case, and rare on
   // journaling filesystems. (WAL recycling must stay off: with
-  // recycled files this mode reads a bad checksum as the end of the log.)
+  // recycled files this mode reads a bad checksum as the end of the log;
+  // RocksDB allows recycling only with kSkipAnyCorruptedRecords, and with
+  // it RocksDB 7.8 crashed in a flush within seconds under load.)
   db_options.recycle_log_file_num = 0;
   db_options.wal_recovery_mode = rocksdb::WALRecoveryMode::kTolerateCorruptedTailRecords;
   // As the state store: compaction input in 2 MiB reads, not 4 KiB preads.
@@ -450,10 +472,24 @@ OpenResult RocksLogStoreAccess::open(const std::string& dir, const RocksLogStore
   // of it. "meta" takes a small hard-state write with nearly every batch, so
   // its memtable never fills and held on to every WAL file until RocksDB's
   // default bound (4x the memtable budget, ~2 GiB): disk use and restart
-  // replay grew with the write volume. Past this bound RocksDB flushes the
-  // column families that pin the oldest file (normally just "meta", a few
-  // bytes), so the WAL stays near the log's 64 MiB memtable plus this.
+  // replay grew with the write volume. Each compaction now flushes every
+  // column family (start_log_flush()); this bound still holds when nothing
+  // compacts: past it RocksDB flushes the column families that pin the
+  // oldest file, so the WAL stays near the log's 64 MiB memtable plus this.
   db_options.max_total_wal_size = RocksLogStore::kMaxWalBytes;
+  // Obsolete files (WAL files above all, ~30 MB each under load) are
+  // deleted in 1 MiB steps at up to kDeleteBytesPerSecond, not at once. On
+  // a filesystem mounted with online discard, freeing a whole file makes
+  // the journal commit that frees it wait for one large discard, and every
+  // fsync on that filesystem (all the nodes' logs) waits behind it: 40-150
+  // ms stalls every few seconds under load (docs/PERFORMANCE.md). The
+  // rate is far above what a log writes, so the trash ("*.trash", removed
+  // again on open) never builds up; its size is therefore not bounded by
+  // RocksDB's ratio to the table files, which the log hardly has.
+  db_options.sst_file_manager.reset(rocksdb::NewSstFileManager(
+      rocksdb::Env::Default(), /*info_log=*/nullptr, /*trash_dir=*/"",
+      RocksLogStore::kDeleteBytesPerSecond, /*delete_existing_trash=*/true, /*status=*/nullptr,
+      /*max_trash_db_ratio=*/1e9, /*bytes_max_delete_chunk=*/uint64_t{1} << 20));
 
   std::vector<std::string> existing;
   if (has_db) {

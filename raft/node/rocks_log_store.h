@@ -128,6 +128,8 @@ class RocksLogStore final : public LogReader {
   static constexpr size_t kSnapshotChunkBytes = size_t{1} << 20;
   // Bound on the WAL files kept (see open()).
   static constexpr uint64_t kMaxWalBytes = uint64_t{128} << 20;
+  // Rate at which obsolete files are deleted (see open()).
+  static constexpr int64_t kDeleteBytesPerSecond = int64_t{256} << 20;
   // The on-disk format this build writes; it also opens (and upgrades)
   // stores of the oldest format. 2: a log value holds the entries of one
   // write (storage_codec.h); 1: one entry per value.

@@ -4,6 +4,8 @@
 
 #include <atomic>
 #include <chrono>
+#include <filesystem>
+#include <fstream>
 #include <thread>
 
 #include <gtest/gtest.h>
@@ -429,6 +431,64 @@ TEST(RocksLogStoreTest, WalFilesStayBoundedWhileTheLogIsWrittenAndCompacted) {
   ASSERT_EQ(store->first_index(), first);
   ASSERT_EQ(store->last_index(), Index(next - 1));
   EXPECT_EQ(store->entries(Index(next - 1), Index(next), SIZE_MAX).front().data.view(), payload);
+}
+
+// Each compaction flushes "meta" (which takes a hard state with nearly every
+// write) along with the log, so the WAL files before it go at once, one
+// compaction's worth at a time, instead of piling up until the WAL bound
+// forces a flush from inside a write and frees them all in one burst.
+TEST(RocksLogStoreTest, EachCompactionRetiresTheWalFilesBeforeIt) {
+  TempDir tmp;
+  auto store = must_open(tmp.sub("db"), voters_options());
+  const std::string payload(64 << 10, 'x');
+  uint64_t next = 1;
+  for (int round = 0; round < 4; ++round) {
+    for (int w = 0; w < 16; ++w) {  // 4 MiB per round, far below the WAL bound
+      WriteRequest req;
+      for (int k = 0; k < 4; ++k, ++next)
+        req.entries.push_back(make_entry(next, 1, payload));
+      req.hard_state = HardState{Term(1), NodeId(1), Index(next - 1)};
+      req.sync = false;
+      store->write(req);
+    }
+    ASSERT_TRUE(store->compact(Index(next - 2), Bytes(), Term(1), kVoters).ok());
+  }
+  // The flushes and the purge after them run in the background. Left are
+  // the live file and at most the one before it (a "meta" flush is skipped
+  // while the previous one is still pending); without the "meta" flushes
+  // all five files stay, pinned by its hard states.
+  size_t wal_files = 0;
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+  do {
+    wal_files = testing::files_with_extension(store->dir(), ".log").size();
+    if (wal_files <= 2) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  } while (std::chrono::steady_clock::now() < deadline);
+  EXPECT_LE(wal_files, 2u);
+  std::string dir = store->dir();
+  store.reset();
+  store = must_open(dir);
+  EXPECT_EQ(store->first_index(), Index(next - 1));
+  EXPECT_EQ(store->entries(Index(next - 1), Index(next), SIZE_MAX).front().data.view(), payload);
+}
+
+// Obsolete files are deleted through RocksDB's trash, a step at a time; a
+// crash can leave "*.trash" files behind, and the next open removes them.
+TEST(RocksLogStoreTest, TrashLeftByACrashIsRemovedOnOpen) {
+  TempDir tmp;
+  std::string dir = tmp.sub("db");
+  must_open(dir, voters_options()).reset();
+  const std::filesystem::path trash = std::filesystem::path(dir) / "000999.log.trash";
+  {
+    std::ofstream f(trash, std::ios::binary);
+    f << std::string(3 << 20, 't');
+  }
+  auto store = must_open(dir);
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+  while (std::filesystem::exists(trash) && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  EXPECT_FALSE(std::filesystem::exists(trash));
+  EXPECT_EQ(store->snapshot_meta().voters, kVoters);
 }
 
 // A compaction flushes the log's memtable: the entries it covers are dropped
