@@ -374,16 +374,15 @@ struct RocksLogStore::Impl {
     if (!s.ok()) fail_stop(fmt::format("{} in {}: {}", what, dir, rocks_error(s)));
   }
 
-  // Starts a flush of the log's memtable, and of the other column families
-  // with it (the call does not wait). A WAL file goes only once no memtable
-  // holds any of its writes; flushing "meta" and "snapshot" too (a few
-  // bytes) lets each compaction retire the WAL files before it, one at a
-  // time, instead of a burst of them whenever max_total_wal_size forces a
-  // flush from inside a write (see open()).
-  // A small column family is skipped while an earlier flush of it is still
-  // pending: flushing it again would only stack up memtables (RocksDB stops
-  // writes at two).
-  void start_log_flush() {
+  // Starts a flush of the log's memtable and of the other column families
+  // (the call does not wait). A WAL file goes only once no memtable holds
+  // any of its writes; flushing "meta" and "snapshot" too (a few bytes) lets
+  // each compaction retire the WAL files before it, one at a time, instead
+  // of a burst of them whenever max_total_wal_size forces a flush from
+  // inside a write (see open()). A small column family whose previous flush
+  // is still pending is skipped: flushing it again would only stack up
+  // memtables (RocksDB stops writes at two).
+  void start_flush() {
     std::vector<rocksdb::ColumnFamilyHandle*> cfs = {log_cf};
     for (rocksdb::ColumnFamilyHandle* cf : {meta_cf, snapshot_cf}) {
       uint64_t pending = 0;
@@ -473,7 +472,7 @@ OpenResult RocksLogStoreAccess::open(const std::string& dir, const RocksLogStore
   // its memtable never fills and held on to every WAL file until RocksDB's
   // default bound (4x the memtable budget, ~2 GiB): disk use and restart
   // replay grew with the write volume. Each compaction now flushes every
-  // column family (start_log_flush()); this bound still holds when nothing
+  // column family (start_flush()); this bound still holds when nothing
   // compacts: past it RocksDB flushes the column families that pin the
   // oldest file, so the WAL stays near the log's 64 MiB memtable plus this.
   db_options.max_total_wal_size = RocksLogStore::kMaxWalBytes;
@@ -892,7 +891,7 @@ StoreStatus RocksLogStore::compact(Index index, Bytes data, Term term, std::vect
   // compactions: its flush wrote the newer one's entries to a table file
   // that compaction rewrote and a later compaction deleted, and the memtable
   // grew to twice the memory (every page of which the kernel must fault in).
-  m.start_log_flush();
+  m.start_flush();
   return {};
 }
 

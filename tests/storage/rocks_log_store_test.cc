@@ -3,7 +3,6 @@
 #include "raft/node/rocks_log_store.h"
 
 #include <atomic>
-#include <chrono>
 #include <filesystem>
 #include <fstream>
 #include <thread>
@@ -457,14 +456,9 @@ TEST(RocksLogStoreTest, EachCompactionRetiresTheWalFilesBeforeIt) {
   // the live file and at most the one before it (a "meta" flush is skipped
   // while the previous one is still pending); without the "meta" flushes
   // all five files stay, pinned by its hard states.
-  size_t wal_files = 0;
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
-  do {
-    wal_files = testing::files_with_extension(store->dir(), ".log").size();
-    if (wal_files <= 2) break;
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  } while (std::chrono::steady_clock::now() < deadline);
-  EXPECT_LE(wal_files, 2u);
+  auto wal_files = [&] { return testing::files_with_extension(store->dir(), ".log").size(); };
+  testing::wait_until([&] { return wal_files() <= 2; });
+  EXPECT_LE(wal_files(), 2u);
   std::string dir = store->dir();
   store.reset();
   store = must_open(dir);
@@ -484,9 +478,7 @@ TEST(RocksLogStoreTest, TrashLeftByACrashIsRemovedOnOpen) {
     f << std::string(3 << 20, 't');
   }
   auto store = must_open(dir);
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
-  while (std::filesystem::exists(trash) && std::chrono::steady_clock::now() < deadline)
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  testing::wait_until([&] { return !std::filesystem::exists(trash); });
   EXPECT_FALSE(std::filesystem::exists(trash));
   EXPECT_EQ(store->snapshot_meta().voters, kVoters);
 }
@@ -521,10 +513,7 @@ TEST(RocksLogStoreTest, CompactionFlushesOnlyTheKeptEntries) {
   const Index index(next - 1 - kKeptWrites * kEntriesPerWrite - 1);
   ASSERT_TRUE(store->compact(index, Bytes(), Term(1), kVoters).ok());
   EXPECT_EQ(property("rocksdb.num-entries-active-mem-table"), 0u);
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
-  while (property("rocksdb.num-immutable-mem-table") > 0 &&
-         std::chrono::steady_clock::now() < deadline)
-    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  testing::wait_until([&] { return property("rocksdb.num-immutable-mem-table") == 0; });
   ASSERT_EQ(property("rocksdb.num-immutable-mem-table"), 0u) << "the flush did not finish";
 
   std::vector<rocksdb::LiveFileMetaData> files;

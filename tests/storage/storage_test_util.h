@@ -2,11 +2,13 @@
 // builders, opening a store that must open, and byte surgery on files.
 #pragma once
 
+#include <chrono>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <memory>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include <fmt/format.h>
@@ -15,6 +17,16 @@
 #include "raft/node/rocks_log_store.h"
 
 namespace raftkv::raft::testing {
+
+// Polls `done` until it holds or a generous minute passes, for work that
+// RocksDB finishes in the background (flushes, purges, deletions). The
+// caller asserts on the state afterwards.
+template <class Pred>
+void wait_until(Pred done) {
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+  while (!done() && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+}
 
 // A fresh directory under the system temp dir, removed with its contents
 // when the TempDir goes away.
