@@ -23,17 +23,29 @@ namespace raftkv::test {
 
 namespace {
 
-int free_port() {
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+// Binds `fd` to a loopback port the kernel picks, and returns the port.
+int bind_free_port(int fd) {
   sockaddr_in a{};
   a.sin_family = AF_INET;
   a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  a.sin_port = 0;
   ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
   socklen_t len = sizeof a;
   ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
-  ::close(fd);
   return ntohs(a.sin_port);
+}
+
+// `n` distinct free ports. Every socket stays bound until all are picked:
+// a port is free again once its socket closes, and the kernel handed the
+// same one to two nodes of one cluster (both then failed to start).
+std::vector<int> free_ports(int n) {
+  std::vector<int> fds, ports;
+  for (int i = 0; i < n; ++i) {
+    fds.push_back(::socket(AF_INET, SOCK_STREAM, 0));
+    ports.push_back(bind_free_port(fds.back()));
+  }
+  for (int fd : fds)
+    ::close(fd);
+  return ports;
 }
 
 pid_t spawn(const std::vector<std::string>& args, const std::string& log_path) {
@@ -59,8 +71,8 @@ ProcessCluster::ProcessCluster(int nodes, std::vector<std::string> extra_args)
   char tmpl[] = "/tmp/raftkv-proc-XXXXXX";
   dir_ = ::mkdtemp(tmpl);
   ports_.push_back(0);
-  for (int i = 1; i <= nodes; ++i)
-    ports_.push_back(free_port());
+  for (int port : free_ports(nodes))
+    ports_.push_back(port);
   pids_.assign(nodes + 1, 0);
   exit_status_.assign(nodes + 1, -1);
 }
@@ -183,13 +195,7 @@ int run_server(const std::vector<std::string>& args, std::string* output, int ti
 }
 
 std::string bind_loopback(int fd) {
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
-  socklen_t len = sizeof a;
-  ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
-  return fmt::format("127.0.0.1:{}", ntohs(a.sin_port));
+  return fmt::format("127.0.0.1:{}", bind_free_port(fd));
 }
 
 std::string dead_endpoint() {
