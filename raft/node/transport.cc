@@ -167,7 +167,9 @@ class Transport::Impl {
   // Inbound.
   void read_inbound(const InboundPtr& c);
   bool drain_inbound(const InboundPtr& c);
-  void close_inbound(const InboundPtr& c, std::string_view why, bool error);
+  // Takes `c` by value: a caller may pass inbound_'s own entry, which the
+  // erase inside destroys.
+  void close_inbound(InboundPtr c, std::string_view why, bool error);
 
   void log(std::string_view text) const { log_line(component_, text); }
 
@@ -601,7 +603,7 @@ bool Transport::Impl::drain_inbound(const InboundPtr& c) {
   return true;
 }
 
-void Transport::Impl::close_inbound(const InboundPtr& c, std::string_view why, bool error) {
+void Transport::Impl::close_inbound(InboundPtr c, std::string_view why, bool error) {
   if (c->closed) return;
   c->closed = true;
   asio::error_code ignored;

@@ -49,6 +49,26 @@ TEST(HostilePeer, ReassemblesFramesSplitAcrossReads) {
   EXPECT_EQ(cluster.node(2).listener->stats().peer_connections, 1u);
 }
 
+// A peer that reconnects before its old connection is seen to end: the new
+// connection replaces the old one, which is closed, and both deliver what
+// they carried. (Closing the replaced one once read a freed map entry.)
+TEST(HostilePeer, ASecondConnectionFromTheSamePeerReplacesTheFirst) {
+  asio::io_context io;
+  TestCluster cluster(io, 3);
+  cluster.start();
+  const uint64_t accepted = cluster.node(2).transport->stats().inbound_accepted;
+  RawPeer first(io, cluster.node(2).port);
+  first.watch_for_close();
+  first.write(handshake_frame(kClusterId, NodeId(3)) + peer_frame(from_3_to_2(0, 1)));
+  ASSERT_TRUE(run_until(io, [&] { return cluster.node(2).received.size() == 1; }));
+  RawPeer second(io, cluster.node(2).port);
+  second.write(handshake_frame(kClusterId, NodeId(3)) + peer_frame(from_3_to_2(1, 1)));
+  ASSERT_TRUE(
+      run_until(io, [&] { return cluster.node(2).received.size() == 2 && first.closed(); }));
+  EXPECT_EQ(cluster.node(2).transport->stats().inbound_accepted, accepted + 2);
+  EXPECT_EQ(cluster.node(2).transport->stats().inbound_errors, 0u);
+}
+
 // Which part of node 2 closes the connection, and so which counter moves.
 enum class ClosedBy { kListener, kRefusedHandshake, kTransportError };
 
