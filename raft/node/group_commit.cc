@@ -8,8 +8,8 @@
 
 namespace raftkv::raft {
 
-GroupCommitter::GroupCommitter(RocksLogStore& store, size_t max_pending)
-    : store_(store), max_pending_(max_pending), thread_([this] { run(); }) {
+GroupCommitter::GroupCommitter(RocksLogStore& store, size_t max_pending, WritePacing pacing)
+    : store_(store), max_pending_(max_pending), pacing_(pacing), thread_([this] { run(); }) {
   RAFTKV_CHECK(max_pending_ > 0);
 }
 
@@ -30,6 +30,7 @@ bool GroupCommitter::submit(WriteRequest req, Done done) {
     std::unique_lock lock(mu_);
     not_full_.wait(lock, [&] { return stopping_ || queue_.size() < max_pending_; });
     if (stopping_) return false;
+    count_queued(req);
     queue_.push_back(Pending{std::move(req), std::move(done)});
   }
   not_empty_.notify_one();
@@ -40,6 +41,7 @@ bool GroupCommitter::try_submit(WriteRequest&& req, Done&& done) {
   {
     std::lock_guard lock(mu_);
     if (stopping_ || queue_.size() >= max_pending_) return false;
+    count_queued(req);
     queue_.push_back(Pending{std::move(req), std::move(done)});
   }
   not_empty_.notify_one();
@@ -73,10 +75,32 @@ void GroupCommitter::write_counted(std::span<const WriteRequest* const> reqs) {
   // One batch, one sync for all of them; returns once durable.
   store_.write_group(reqs);
   std::lock_guard lock(mu_);
+  last_write_entries_ = entries;
+  last_write_end_ = Clock::now();
   stats_.requests += reqs.size();
   stats_.batches += 1;
   stats_.syncs += sync ? 1 : 0;
   stats_.entries += entries;
+}
+
+std::optional<GroupCommitter::Clock::time_point> GroupCommitter::hold_until(size_t entries) const {
+  std::lock_guard lock(mu_);
+  return hold_until_locked(entries);
+}
+
+std::optional<GroupCommitter::Clock::time_point> GroupCommitter::hold_until_locked(
+    size_t entries) const {
+  if (entries == 0 || entries >= pacing_.small_write || last_write_entries_ < pacing_.large_write) {
+    return std::nullopt;
+  }
+  const Clock::time_point until = last_write_end_ + pacing_.window;
+  if (Clock::now() >= until) return std::nullopt;
+  return until;
+}
+
+void GroupCommitter::count_queued(const WriteRequest& req) {
+  queued_entries_ += req.entries.size();
+  if (req.entries.empty() || req.snapshot) ++queued_without_entries_;
 }
 
 GroupCommitter::Stats GroupCommitter::stats() const {
@@ -97,8 +121,21 @@ void GroupCommitter::run() {
       // Drain the queue even when stopping: every accepted request is
       // written and completed before the destructor returns.
       if (queue_.empty()) return;
+      // Only entries wait; a snapshot or a hard state alone (a vote) goes now.
+      std::optional<Clock::time_point> until;
+      if (!stopping_ && queued_without_entries_ == 0) until = hold_until_locked(queued_entries_);
+      if (until) {
+        ++stats_.held;
+        // Producers notify not_empty_ with every request; write_now() declines
+        // meanwhile, since the queue is not empty.
+        not_empty_.wait_until(lock, *until, [&] {
+          return stopping_ || queued_entries_ >= pacing_.small_write || queued_without_entries_ > 0;
+        });
+      }
       // Everything that arrived while the previous group was syncing.
       group.swap(queue_);
+      queued_entries_ = 0;
+      queued_without_entries_ = 0;
       group_writing_ = true;
     }
     not_full_.notify_all();

@@ -79,7 +79,8 @@ struct RaftNode::Impl {
         transport(t),
         files(o.snapshot_dir.empty() ? st.dir() + "/snapshots" : o.snapshot_dir),
         core_storage(st, s, files),
-        ticker(io_) {}
+        ticker(io_),
+        hold_timer(io_) {}
 
   asio::io_context& io;
   NodeOptions opts;
@@ -94,6 +95,10 @@ struct RaftNode::Impl {
   std::minstd_rand tick_rng{std::random_device{}()};  // the ticker's phase shifts
   bool stopped = false;
   bool pump_scheduled = false;
+  // A follower's small write waiting for more entries (hold_small_write()).
+  asio::steady_timer hold_timer;
+  bool hold_armed = false;
+  Term term_of_last_write;
   // Posted callbacks check this, so none runs after the node is gone.
   std::shared_ptr<bool> alive = std::make_shared<bool>(true);
 
@@ -158,8 +163,36 @@ struct RaftNode::Impl {
     });
   }
 
+  // WritePacing for a follower's inline write: a few entries right after a
+  // large write wait (here, not on the storage thread: the Raft thread must
+  // go on reading the appends that are to join them). The Ready stays with
+  // the core meanwhile, so a heartbeat response waits too, by at most the
+  // window. Only in steady replication: never with a write in flight, a
+  // snapshot to install, or a term (and so possibly a vote) not yet written.
+  bool hold_small_write() {
+    if (raft->role() != Role::kFollower || !writes.empty() || raft->term() != term_of_last_write ||
+        raft->log().has_snapshot_to_hand_out()) {
+      return false;
+    }
+    const uint64_t unwritten = raft->log().last_index().value - raft->log().persisted().value;
+    if (unwritten == 0) return false;
+    std::optional<GroupCommitter::Clock::time_point> until = committer.hold_until(unwritten);
+    if (!until) return false;
+    if (!hold_armed) {
+      hold_armed = true;
+      hold_timer.expires_at(*until);
+      hold_timer.async_wait([this, a = alive](const asio::error_code&) {
+        if (!*a) return;
+        hold_armed = false;
+        schedule_pump();
+      });
+    }
+    return true;
+  }
+
   void pump() {
     while (!stopped && raft->has_ready() && writes.size() < kMaxWritesInFlight) {
+      if (hold_small_write()) return;
       Ready rd = raft->ready();
       if (rd.soft_state) on_soft_state(*rd.soft_state);
       for (uint64_t ctx : rd.failed_reads)
@@ -198,6 +231,7 @@ struct RaftNode::Impl {
       }
       rd.read_states.clear();
       const bool nothing_to_write = req.empty();
+      if (!nothing_to_write) term_of_last_write = raft->term();
       writes.push_back(InFlight{std::move(rd), nothing_to_write});
       // A follower's write is all that stands between it and its ack, so
       // with nothing else in flight it writes here: no hand-off to the
@@ -571,6 +605,7 @@ bool RaftNode::start(std::string* error) {
 void RaftNode::stop() {
   impl_->stopped = true;
   impl_->ticker.cancel();
+  impl_->hold_timer.cancel();
 }
 
 void RaftNode::step(std::vector<Message>&& msgs) {

@@ -115,7 +115,8 @@ class Node {
     if (!state) return false;
     kv = std::make_unique<KvStateMachine>(std::move(state));
     sm = std::make_unique<CountingSm>(*kv);
-    committer_ = std::make_unique<raft::GroupCommitter>(*store);
+    committer_ = std::make_unique<raft::GroupCommitter>(
+        *store, raft::GroupCommitter::kDefaultMaxPending, pacing);
     raft::Transport::Options to;
     to.self = id_;
     to.cluster_id = 1;
@@ -130,8 +131,9 @@ class Node {
     no.id = id_;
     no.voters = voters_;
     no.tick_ms = 10;
-    no.election_ticks = 10;
+    no.election_ticks = election_ticks;
     no.heartbeat_ticks = 2;
+    no.raft.check_quorum = check_quorum;
     no.snapshot_every = snapshot_every_;
     no.raft.max_snapshot_chunk = 4 << 10;  // several chunks per image
     node = std::make_unique<RaftNode>(io_, no, *store, *committer_, *sm, *transport_);
@@ -159,6 +161,10 @@ class Node {
   Index applied() const { return kv ? kv->applied_index() : Index(0); }
   const std::string& dir() const { return dir_; }
 
+  // For the next start().
+  raft::WritePacing pacing;
+  int election_ticks = 10;
+  bool check_quorum = true;
   std::unique_ptr<raft::RocksLogStore> store;
   std::unique_ptr<KvStateMachine> kv;
   std::unique_ptr<CountingSm> sm;
@@ -457,5 +463,75 @@ TEST(RaftNodeStateTest, LaggingFollowerCatchesUpFromThePinnedView) {
   }
 }
 
+// WritePacing on a follower: its inline write of a few entries right after a
+// large write waits, while its Raft thread goes on reading appends; the
+// entries that arrive meanwhile end the wait.
+TEST(RaftNodeStateTest, AFollowerHoldsAFewEntriesUntilMoreArrive) {
+  TempDir tmp;
+  asio::io_context io;
+  std::vector<NodeId> voters = {NodeId(1), NodeId(2), NodeId(3)};
+  std::vector<std::unique_ptr<Node>> nodes;
+  std::map<NodeId, std::string> addresses;
+  for (int i = 1; i <= 3; ++i) {
+    nodes.push_back(std::make_unique<Node>(io, NodeId(i), voters, tmp.sub(fmt::format("n{}", i)),
+                                           /*snapshot_every=*/0));
+    Node& n = *nodes.back();
+    if (i == 1) {
+      // The leader: never holds, and keeps leading while its followers hold
+      // (a held follower answers no heartbeat until it writes).
+      n.pacing.window = std::chrono::microseconds(0);
+      n.check_quorum = false;
+    } else {
+      // Followers that never campaign, and whose hold ends only through the
+      // entries the test sends.
+      n.pacing.window = std::chrono::seconds(60);
+      n.election_ticks = 100000;
+    }
+    const uint16_t port = n.listen(0);
+    ASSERT_NE(port, 0);
+    addresses[NodeId(i)] = fmt::format("127.0.0.1:{}", port);
+  }
+  std::string error;
+  for (int i = 1; i <= 3; ++i) {
+    auto peers = addresses;
+    peers.erase(NodeId(i));
+    ASSERT_TRUE(nodes[i - 1]->start(peers, &error)) << error;
+  }
+  std::vector<Node*> all = {nodes[0].get(), nodes[1].get(), nodes[2].get()};
+  Node& l = *nodes[0];
+  ASSERT_TRUE(run_until(io, [&] { return l.leads(); }));
+  put_keys(io, all, 1, 1);
+  // Proposed in one turn of the event loop, so each follower receives them
+  // in one append and writes them at once.
+  auto propose = [&](uint64_t first, uint64_t last) {
+    for (uint64_t i = first; i <= last; ++i) {
+      auto cmd = testing::make_command(1, i, wire::Op::kPut, fmt::format("key{}", i),
+                                       fmt::format("value{}", i), 1000 + i);
+      l.node->propose(testing::written_entry(i, cmd).data, [](RaftNode::Outcome) {});
+    }
+  };
+  auto applied_everywhere = [&](uint64_t key) {
+    for (Node* n : all) {
+      if (!n->kv->already_applied(wire::ClientId(1), key)) return false;
+    }
+    return true;
+  };
+  propose(2, 41);
+  ASSERT_TRUE(run_until(io, [&] { return applied_everywhere(41); }));
+
+  // One entry after 40: both followers hold it, so it cannot commit.
+  propose(42, 42);
+  run_until(
+      io, [] { return false; }, std::chrono::milliseconds(500));
+  for (Node* n : all)
+    EXPECT_FALSE(n->kv->already_applied(wire::ClientId(1), 42)) << "a lone entry was not held";
+  EXPECT_TRUE(l.leads());
+
+  // Ten more: company. All go long before the 60 s window ends.
+  propose(43, 52);
+  ASSERT_TRUE(run_until(io, [&] { return applied_everywhere(52); }));
+  for (Node* n : all)
+    expect_keys(*n->kv, 1, 52);
+}
 }  // namespace
 }  // namespace raftkv::kv

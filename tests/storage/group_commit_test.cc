@@ -1,7 +1,9 @@
 #include "raft/node/group_commit.h"
 
 #include <atomic>
+#include <chrono>
 #include <future>
+#include <memory>
 #include <mutex>
 #include <thread>
 
@@ -309,6 +311,129 @@ TEST(GroupCommitTest, WriteNowAndSubmitInterleavedKeepTheLogInOrder) {
   ASSERT_EQ(all.size(), kWrites);
   for (uint64_t i = 1; i <= kWrites; ++i)
     EXPECT_EQ(all[i - 1].index, Index(i));
+}
+
+// Pacing with a long window: a hold ends only through what the test does.
+WritePacing long_hold() {
+  WritePacing p;
+  p.window = std::chrono::seconds(30);
+  return p;
+}
+
+// Runs `submit` and returns a future that is ready once its request is done.
+std::future<void> submit_and_watch(GroupCommitter& committer, WriteRequest req) {
+  auto done = std::make_shared<std::promise<void>>();
+  std::future<void> f = done->get_future();
+  EXPECT_TRUE(committer.submit(std::move(req), [done] { done->set_value(); }));
+  return f;
+}
+
+TEST(GroupCommitTest, OnlyAFewEntriesRightAfterALargeWriteAreHeld) {
+  TempDir tmp;
+  auto store = must_open(tmp.sub("db"));
+  ASSERT_TRUE(store);
+  const WritePacing pacing = long_hold();
+  GroupCommitter committer(*store, GroupCommitter::kDefaultMaxPending, pacing);
+  // Nothing written yet, and after a small write: nothing waits.
+  EXPECT_FALSE(committer.hold_until(1));
+  ASSERT_TRUE(committer.write_now(testing::append_request(testing::make_entries(1, 1, 1))));
+  EXPECT_FALSE(committer.hold_until(1));
+  // After a large one: fewer than small_write entries wait, within the window.
+  const auto before = GroupCommitter::Clock::now();
+  ASSERT_TRUE(committer.write_now(testing::append_request(testing::make_entries(2, 41, 1))));
+  const std::optional<GroupCommitter::Clock::time_point> until = committer.hold_until(1);
+  ASSERT_TRUE(until);
+  EXPECT_GT(*until, before);
+  EXPECT_LE(*until, GroupCommitter::Clock::now() + pacing.window);
+  EXPECT_TRUE(committer.hold_until(pacing.small_write - 1));
+  EXPECT_FALSE(committer.hold_until(pacing.small_write));
+  EXPECT_FALSE(committer.hold_until(0));
+  // A write of small_write entries goes at once, held or not by anything.
+  std::future<void> enough =
+      submit_and_watch(committer, testing::append_request(testing::make_entries(42, 49, 1)));
+  ASSERT_EQ(enough.wait_for(std::chrono::seconds(20)), std::future_status::ready)
+      << "a write of small_write entries was held";
+  EXPECT_EQ(committer.stats().held, 0u);
+}
+
+TEST(GroupCommitTest, AHeldWriteGoesWithTheEntriesThatJoinIt) {
+  TempDir tmp;
+  auto store = must_open(tmp.sub("db"));
+  ASSERT_TRUE(store);
+  GroupCommitter committer(*store, GroupCommitter::kDefaultMaxPending, long_hold());
+  ASSERT_TRUE(committer.write_now(testing::append_request(testing::make_entries(1, 40, 1))));
+  const uint64_t batches_before = committer.stats().batches;
+  std::future<void> lone =
+      submit_and_watch(committer, testing::append_request(testing::make_entries(41, 41, 1)));
+  // The window is 30 s: a lone entry is still waiting after 300 ms, however
+  // slow the machine.
+  EXPECT_EQ(lone.wait_for(std::chrono::milliseconds(300)), std::future_status::timeout);
+  EXPECT_EQ(committer.stats().held, 1u);
+  EXPECT_EQ(store->last_index(), Index(40));
+  // Company: ten more entries end the hold long before the window does.
+  std::future<void> company =
+      submit_and_watch(committer, testing::append_request(testing::make_entries(42, 51, 1)));
+  ASSERT_EQ(lone.wait_for(std::chrono::seconds(20)), std::future_status::ready);
+  ASSERT_EQ(company.wait_for(std::chrono::seconds(20)), std::future_status::ready);
+  EXPECT_EQ(committer.stats().batches, batches_before + 1) << "not written as one group";
+  EXPECT_EQ(store->last_index(), Index(51));
+}
+
+TEST(GroupCommitTest, AHeldWriteGoesWhenTheWindowEnds) {
+  TempDir tmp;
+  auto store = must_open(tmp.sub("db"));
+  ASSERT_TRUE(store);
+  WritePacing pacing;
+  pacing.window = std::chrono::seconds(5);
+  GroupCommitter committer(*store, GroupCommitter::kDefaultMaxPending, pacing);
+  ASSERT_TRUE(committer.write_now(testing::append_request(testing::make_entries(1, 40, 1))));
+  const auto large_written = GroupCommitter::Clock::now();
+  std::future<void> lone =
+      submit_and_watch(committer, testing::append_request(testing::make_entries(41, 41, 1)));
+  ASSERT_EQ(lone.wait_for(std::chrono::seconds(60)), std::future_status::ready);
+  EXPECT_EQ(committer.stats().held, 1u);
+  // It went at the end of the window (timers never fire early; the margin
+  // covers the moments between the large write's end and `large_written`).
+  EXPECT_GE(GroupCommitter::Clock::now() - large_written, pacing.window / 2);
+  EXPECT_EQ(store->last_index(), Index(41));
+}
+
+TEST(GroupCommitTest, AVoteIsNeverHeld) {
+  TempDir tmp;
+  auto store = must_open(tmp.sub("db"));
+  ASSERT_TRUE(store);
+  GroupCommitter committer(*store, GroupCommitter::kDefaultMaxPending, long_hold());
+  ASSERT_TRUE(committer.write_now(testing::append_request(testing::make_entries(1, 40, 1))));
+  std::future<void> lone =
+      submit_and_watch(committer, testing::append_request(testing::make_entries(41, 41, 1)));
+  EXPECT_EQ(lone.wait_for(std::chrono::milliseconds(300)), std::future_status::timeout);
+  // A hard state alone (a vote for a new term) ends the hold: it must not
+  // wait, and the entry before it goes with it.
+  WriteRequest vote;
+  vote.hard_state = HardState{Term(2), NodeId(2), Index(0)};
+  std::future<void> voted = submit_and_watch(committer, std::move(vote));
+  ASSERT_EQ(voted.wait_for(std::chrono::seconds(20)), std::future_status::ready);
+  ASSERT_EQ(lone.wait_for(std::chrono::seconds(20)), std::future_status::ready);
+  EXPECT_EQ(store->hard_state().term, Term(2));
+  EXPECT_EQ(store->last_index(), Index(41));
+}
+
+TEST(GroupCommitTest, DestroyingTheCommitterEndsAHold) {
+  TempDir tmp;
+  auto store = must_open(tmp.sub("db"));
+  ASSERT_TRUE(store);
+  std::atomic<bool> written{false};
+  const auto start = GroupCommitter::Clock::now();
+  {
+    GroupCommitter committer(*store, GroupCommitter::kDefaultMaxPending, long_hold());
+    ASSERT_TRUE(committer.write_now(testing::append_request(testing::make_entries(1, 40, 1))));
+    ASSERT_TRUE(committer.submit(testing::append_request(testing::make_entries(41, 41, 1)),
+                                 [&] { written = true; }));
+  }
+  EXPECT_TRUE(written.load());
+  EXPECT_EQ(store->last_index(), Index(41));
+  EXPECT_LT(GroupCommitter::Clock::now() - start, std::chrono::seconds(25))
+      << "the destructor waited out the window";
 }
 
 }  // namespace
