@@ -320,6 +320,14 @@ WritePacing long_hold() {
   return p;
 }
 
+// A committer with long_hold(), right after a write of entries 1-40.
+std::unique_ptr<GroupCommitter> committer_after_a_large_write(RocksLogStore& store) {
+  auto committer =
+      std::make_unique<GroupCommitter>(store, GroupCommitter::kDefaultMaxPending, long_hold());
+  EXPECT_TRUE(committer->write_now(testing::append_request(testing::make_entries(1, 40, 1))));
+  return committer;
+}
+
 // Runs `submit` and returns a future that is ready once its request is done.
 std::future<void> submit_and_watch(GroupCommitter& committer, WriteRequest req) {
   auto done = std::make_shared<std::promise<void>>();
@@ -356,29 +364,6 @@ TEST(GroupCommitTest, OnlyAFewEntriesRightAfterALargeWriteAreHeld) {
   EXPECT_EQ(committer.stats().held, 0u);
 }
 
-TEST(GroupCommitTest, AHeldWriteGoesWithTheEntriesThatJoinIt) {
-  TempDir tmp;
-  auto store = must_open(tmp.sub("db"));
-  ASSERT_TRUE(store);
-  GroupCommitter committer(*store, GroupCommitter::kDefaultMaxPending, long_hold());
-  ASSERT_TRUE(committer.write_now(testing::append_request(testing::make_entries(1, 40, 1))));
-  const uint64_t batches_before = committer.stats().batches;
-  std::future<void> lone =
-      submit_and_watch(committer, testing::append_request(testing::make_entries(41, 41, 1)));
-  // The window is 30 s: a lone entry is still waiting after 300 ms, however
-  // slow the machine.
-  EXPECT_EQ(lone.wait_for(std::chrono::milliseconds(300)), std::future_status::timeout);
-  EXPECT_EQ(committer.stats().held, 1u);
-  EXPECT_EQ(store->last_index(), Index(40));
-  // Company: ten more entries end the hold long before the window does.
-  std::future<void> company =
-      submit_and_watch(committer, testing::append_request(testing::make_entries(42, 51, 1)));
-  ASSERT_EQ(lone.wait_for(std::chrono::seconds(20)), std::future_status::ready);
-  ASSERT_EQ(company.wait_for(std::chrono::seconds(20)), std::future_status::ready);
-  EXPECT_EQ(committer.stats().batches, batches_before + 1) << "not written as one group";
-  EXPECT_EQ(store->last_index(), Index(51));
-}
-
 TEST(GroupCommitTest, AHeldWriteGoesWhenTheWindowEnds) {
   TempDir tmp;
   auto store = must_open(tmp.sub("db"));
@@ -398,24 +383,50 @@ TEST(GroupCommitTest, AHeldWriteGoesWhenTheWindowEnds) {
   EXPECT_EQ(store->last_index(), Index(41));
 }
 
-TEST(GroupCommitTest, AVoteIsNeverHeld) {
-  TempDir tmp;
-  auto store = must_open(tmp.sub("db"));
-  ASSERT_TRUE(store);
-  GroupCommitter committer(*store, GroupCommitter::kDefaultMaxPending, long_hold());
-  ASSERT_TRUE(committer.write_now(testing::append_request(testing::make_entries(1, 40, 1))));
-  std::future<void> lone =
-      submit_and_watch(committer, testing::append_request(testing::make_entries(41, 41, 1)));
-  EXPECT_EQ(lone.wait_for(std::chrono::milliseconds(300)), std::future_status::timeout);
+// A lone entry submitted right after a write of 40, held by long_hold().
+class GroupCommitHoldTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    store_ = must_open(tmp_.sub("db"));
+    ASSERT_TRUE(store_);
+    committer_ = committer_after_a_large_write(*store_);
+    batches_before_ = committer_->stats().batches;
+    lone_ =
+        submit_and_watch(*committer_, testing::append_request(testing::make_entries(41, 41, 1)));
+    // The window is 30 s: the lone entry is still waiting after 300 ms,
+    // however slow the machine.
+    ASSERT_EQ(lone_.wait_for(std::chrono::milliseconds(300)), std::future_status::timeout);
+    EXPECT_EQ(committer_->stats().held, 1u);
+    EXPECT_EQ(store_->last_index(), Index(40));
+  }
+
+  TempDir tmp_;
+  std::unique_ptr<RocksLogStore> store_;
+  std::unique_ptr<GroupCommitter> committer_;
+  uint64_t batches_before_ = 0;
+  std::future<void> lone_;
+};
+
+TEST_F(GroupCommitHoldTest, AHeldWriteGoesWithTheEntriesThatJoinIt) {
+  // Company: ten more entries end the hold long before the window does.
+  std::future<void> company =
+      submit_and_watch(*committer_, testing::append_request(testing::make_entries(42, 51, 1)));
+  ASSERT_EQ(lone_.wait_for(std::chrono::seconds(20)), std::future_status::ready);
+  ASSERT_EQ(company.wait_for(std::chrono::seconds(20)), std::future_status::ready);
+  EXPECT_EQ(committer_->stats().batches, batches_before_ + 1) << "not written as one group";
+  EXPECT_EQ(store_->last_index(), Index(51));
+}
+
+TEST_F(GroupCommitHoldTest, AVoteIsNeverHeld) {
   // A hard state alone (a vote for a new term) ends the hold: it must not
   // wait, and the entry before it goes with it.
   WriteRequest vote;
   vote.hard_state = HardState{Term(2), NodeId(2), Index(0)};
-  std::future<void> voted = submit_and_watch(committer, std::move(vote));
+  std::future<void> voted = submit_and_watch(*committer_, std::move(vote));
   ASSERT_EQ(voted.wait_for(std::chrono::seconds(20)), std::future_status::ready);
-  ASSERT_EQ(lone.wait_for(std::chrono::seconds(20)), std::future_status::ready);
-  EXPECT_EQ(store->hard_state().term, Term(2));
-  EXPECT_EQ(store->last_index(), Index(41));
+  ASSERT_EQ(lone_.wait_for(std::chrono::seconds(20)), std::future_status::ready);
+  EXPECT_EQ(store_->hard_state().term, Term(2));
+  EXPECT_EQ(store_->last_index(), Index(41));
 }
 
 TEST(GroupCommitTest, DestroyingTheCommitterEndsAHold) {
@@ -425,10 +436,9 @@ TEST(GroupCommitTest, DestroyingTheCommitterEndsAHold) {
   std::atomic<bool> written{false};
   const auto start = GroupCommitter::Clock::now();
   {
-    GroupCommitter committer(*store, GroupCommitter::kDefaultMaxPending, long_hold());
-    ASSERT_TRUE(committer.write_now(testing::append_request(testing::make_entries(1, 40, 1))));
-    ASSERT_TRUE(committer.submit(testing::append_request(testing::make_entries(41, 41, 1)),
-                                 [&] { written = true; }));
+    std::unique_ptr<GroupCommitter> committer = committer_after_a_large_write(*store);
+    ASSERT_TRUE(committer->submit(testing::append_request(testing::make_entries(41, 41, 1)),
+                                  [&] { written = true; }));
   }
   EXPECT_TRUE(written.load());
   EXPECT_EQ(store->last_index(), Index(41));
