@@ -383,13 +383,18 @@ struct RocksLogStore::Impl {
   // is still pending is skipped: flushing it again would only stack up
   // memtables (RocksDB stops writes at two).
   void start_flush() {
-    std::vector<rocksdb::ColumnFamilyHandle*> cfs = {log_cf};
+    std::vector<rocksdb::ColumnFamilyHandle*> cfs;
     for (rocksdb::ColumnFamilyHandle* cf : {meta_cf, snapshot_cf}) {
       uint64_t pending = 0;
       if (db->GetIntProperty(cf, rocksdb::DB::Properties::kNumImmutableMemTable, &pending) &&
           pending == 0)
         cfs.push_back(cf);
     }
+    // The log last: RocksDB flushes the list in order and stops at the first
+    // failure, and a log flush while its previous one is still pending stops
+    // writes for a moment, which fails every flush after it with TryAgain.
+    // "meta" then kept the WAL files pinned until a later compaction.
+    cfs.push_back(log_cf);
     rocksdb::FlushOptions fo;
     fo.wait = false;
     fo.allow_write_stall = true;
