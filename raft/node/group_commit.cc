@@ -98,6 +98,12 @@ std::optional<GroupCommitter::Clock::time_point> GroupCommitter::hold_until_lock
   return until;
 }
 
+std::optional<GroupCommitter::Clock::time_point> GroupCommitter::hold_queue_until_locked() const {
+  // Only entries wait; a snapshot or a hard state alone (a vote) goes now.
+  if (stopping_ || queued_without_entries_ > 0) return std::nullopt;
+  return hold_until_locked(queued_entries_);
+}
+
 void GroupCommitter::count_queued(const WriteRequest& req) {
   queued_entries_ += req.entries.size();
   if (req.entries.empty() || req.snapshot) ++queued_without_entries_;
@@ -121,16 +127,11 @@ void GroupCommitter::run() {
       // Drain the queue even when stopping: every accepted request is
       // written and completed before the destructor returns.
       if (queue_.empty()) return;
-      // Only entries wait; a snapshot or a hard state alone (a vote) goes now.
-      std::optional<Clock::time_point> until;
-      if (!stopping_ && queued_without_entries_ == 0) until = hold_until_locked(queued_entries_);
-      if (until) {
+      if (std::optional<Clock::time_point> until = hold_queue_until_locked()) {
         ++stats_.held;
         // Producers notify not_empty_ with every request; write_now() declines
-        // meanwhile, since the queue is not empty.
-        not_empty_.wait_until(lock, *until, [&] {
-          return stopping_ || queued_entries_ >= pacing_.small_write || queued_without_entries_ > 0;
-        });
+        // meanwhile, since the queue is not empty (so the deadline stays).
+        not_empty_.wait_until(lock, *until, [&] { return !hold_queue_until_locked(); });
       }
       // Everything that arrived while the previous group was syncing.
       group.swap(queue_);

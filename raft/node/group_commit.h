@@ -114,6 +114,8 @@ class GroupCommitter {
 
   void run();
   std::optional<Clock::time_point> hold_until_locked(size_t entries) const;
+  // hold_until() for the queue as a whole (with mu_ held).
+  std::optional<Clock::time_point> hold_queue_until_locked() const;
   void count_queued(const WriteRequest& req);  // with mu_ held
   // Writes `reqs` as one batch and counts it in stats_ (takes mu_ after).
   void write_counted(std::span<const WriteRequest* const> reqs);

@@ -98,7 +98,6 @@ struct RaftNode::Impl {
   // A follower's small write waiting for more entries (hold_small_write()).
   asio::steady_timer hold_timer;
   bool hold_armed = false;
-  Term term_of_last_write;
   // Posted callbacks check this, so none runs after the node is gone.
   std::shared_ptr<bool> alive = std::make_shared<bool>(true);
 
@@ -168,10 +167,10 @@ struct RaftNode::Impl {
   // go on reading the appends that are to join them). The Ready stays with
   // the core meanwhile, so a heartbeat response waits too, by at most the
   // window. Only in steady replication: never with a write in flight, a
-  // snapshot to install, or a term (and so possibly a vote) not yet written.
+  // snapshot to install, or a term (and so possibly a vote) not yet stored.
   bool hold_small_write() {
-    if (raft->role() != Role::kFollower || !writes.empty() || raft->term() != term_of_last_write ||
-        raft->log().has_snapshot_to_hand_out()) {
+    if (raft->role() != Role::kFollower || !writes.empty() ||
+        raft->log().has_snapshot_to_hand_out() || raft->term() != store.hard_state().term) {
       return false;
     }
     const uint64_t unwritten = raft->log().last_index().value - raft->log().persisted().value;
@@ -231,7 +230,6 @@ struct RaftNode::Impl {
       }
       rd.read_states.clear();
       const bool nothing_to_write = req.empty();
-      if (!nothing_to_write) term_of_last_write = raft->term();
       writes.push_back(InFlight{std::move(rd), nothing_to_write});
       // A follower's write is all that stands between it and its ack, so
       // with nothing else in flight it writes here: no hand-off to the

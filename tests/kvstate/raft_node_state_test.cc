@@ -393,28 +393,39 @@ TEST(RaftNodeStateTest, StateThatDoesNotFitTheLogIsRefused) {
   EXPECT_NE(error.find("beyond the log's last index"), std::string::npos) << error;
 }
 
+// Three nodes in `tmp`, each listening on a port of its own; none started.
+struct ThreeNodes {
+  ThreeNodes(asio::io_context& io, TempDir& tmp, uint64_t snapshot_every) {
+    const std::vector<NodeId> voters = {NodeId(1), NodeId(2), NodeId(3)};
+    for (int i = 1; i <= 3; ++i) {
+      nodes.push_back(std::make_unique<Node>(io, NodeId(i), voters, tmp.sub(fmt::format("n{}", i)),
+                                             snapshot_every));
+      ports.push_back(nodes.back()->listen(0));
+      EXPECT_NE(ports.back(), 0);
+      addresses[NodeId(i)] = fmt::format("127.0.0.1:{}", ports.back());
+    }
+  }
+  // Everyone's address but node i's.
+  std::map<NodeId, std::string> peers_of(int i) const {
+    auto peers = addresses;
+    peers.erase(NodeId(i));
+    return peers;
+  }
+
+  std::vector<std::unique_ptr<Node>> nodes;
+  std::vector<uint16_t> ports;
+  std::map<NodeId, std::string> addresses;
+};
+
 // Three nodes. Node 3 starts only after the leader compacted well past the
 // start of the log, so it can catch up only by snapshot: the leader's pinned
 // view, sent in chunks. Then node 2 restarts from its own state.
 TEST(RaftNodeStateTest, LaggingFollowerCatchesUpFromThePinnedView) {
   TempDir tmp;
   asio::io_context io;
-  std::vector<NodeId> voters = {NodeId(1), NodeId(2), NodeId(3)};
-  std::vector<std::unique_ptr<Node>> nodes;
-  std::map<NodeId, std::string> addresses;
-  std::vector<uint16_t> ports;
-  for (int i = 1; i <= 3; ++i) {
-    nodes.push_back(std::make_unique<Node>(io, NodeId(i), voters, tmp.sub(fmt::format("n{}", i)),
-                                           /*snapshot_every=*/40));
-    ports.push_back(nodes.back()->listen(0));
-    ASSERT_NE(ports.back(), 0);
-    addresses[NodeId(i)] = fmt::format("127.0.0.1:{}", ports.back());
-  }
-  auto peers_of = [&](int i) {
-    auto p = addresses;
-    p.erase(NodeId(i));
-    return p;
-  };
+  ThreeNodes cluster(io, tmp, /*snapshot_every=*/40);
+  std::vector<std::unique_ptr<Node>>& nodes = cluster.nodes;
+  auto peers_of = [&](int i) { return cluster.peers_of(i); };
   std::string error;
   for (int i = 1; i <= 2; ++i)
     ASSERT_TRUE(nodes[i - 1]->start(peers_of(i), &error)) << error;
@@ -447,7 +458,7 @@ TEST(RaftNodeStateTest, LaggingFollowerCatchesUpFromThePinnedView) {
   // Node 2 restarts from its own directory while the others go on.
   nodes[1]->shut();
   put_keys(io, all, 201, 260);
-  nodes[1]->listen(ports[1]);
+  nodes[1]->listen(cluster.ports[1]);
   ASSERT_TRUE(nodes[1]->start(peers_of(2), &error)) << error;
   put_keys(io, all, 261, 280);
   Node* now = nullptr;
@@ -469,13 +480,10 @@ TEST(RaftNodeStateTest, LaggingFollowerCatchesUpFromThePinnedView) {
 TEST(RaftNodeStateTest, AFollowerHoldsAFewEntriesUntilMoreArrive) {
   TempDir tmp;
   asio::io_context io;
-  std::vector<NodeId> voters = {NodeId(1), NodeId(2), NodeId(3)};
-  std::vector<std::unique_ptr<Node>> nodes;
-  std::map<NodeId, std::string> addresses;
+  ThreeNodes cluster(io, tmp, /*snapshot_every=*/0);
+  std::vector<std::unique_ptr<Node>>& nodes = cluster.nodes;
   for (int i = 1; i <= 3; ++i) {
-    nodes.push_back(std::make_unique<Node>(io, NodeId(i), voters, tmp.sub(fmt::format("n{}", i)),
-                                           /*snapshot_every=*/0));
-    Node& n = *nodes.back();
+    Node& n = *nodes[i - 1];
     if (i == 1) {
       // The leader: never holds, and keeps leading while its followers hold
       // (a held follower answers no heartbeat until it writes).
@@ -487,16 +495,10 @@ TEST(RaftNodeStateTest, AFollowerHoldsAFewEntriesUntilMoreArrive) {
       n.pacing.window = std::chrono::seconds(60);
       n.election_ticks = 100000;
     }
-    const uint16_t port = n.listen(0);
-    ASSERT_NE(port, 0);
-    addresses[NodeId(i)] = fmt::format("127.0.0.1:{}", port);
   }
   std::string error;
-  for (int i = 1; i <= 3; ++i) {
-    auto peers = addresses;
-    peers.erase(NodeId(i));
-    ASSERT_TRUE(nodes[i - 1]->start(peers, &error)) << error;
-  }
+  for (int i = 1; i <= 3; ++i)
+    ASSERT_TRUE(nodes[i - 1]->start(cluster.peers_of(i), &error)) << error;
   std::vector<Node*> all = {nodes[0].get(), nodes[1].get(), nodes[2].get()};
   Node& l = *nodes[0];
   ASSERT_TRUE(run_until(io, [&] { return l.leads(); }));
