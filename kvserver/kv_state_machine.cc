@@ -105,6 +105,7 @@ class MemoryKvStore final : public KvStore {
     state_ = std::move(fresh);
   }
   void sync() override {}
+  std::shared_ptr<const KvView> durable_view(raft::Index) override { return nullptr; }
 
  private:
   MemState& mut() {
@@ -399,6 +400,11 @@ void KvStateMachine::checkpoint() {
   // the view that stands for the compacted log prefix exists.
   store_->sync();
   pinned_ = store_->view();
+}
+
+raft::Index KvStateMachine::checkpoint_in_background() {
+  if (auto v = store_->durable_view(pinned_index())) pinned_ = std::move(v);
+  return pinned_index();
 }
 
 raft::Index KvStateMachine::pinned_index() const {

@@ -63,6 +63,7 @@ class KvStateMachine final : public raft::StateMachine {
   raft::Index applied_index() const override { return meta_.applied; }
   bool durable() const override { return store_->durable(); }
   void checkpoint() override;
+  raft::Index checkpoint_in_background() override;
   raft::Index pinned_index() const override;
   raft::ImageWriter pinned_image_writer() const override;
 
@@ -91,8 +92,9 @@ class KvStateMachine final : public raft::StateMachine {
   // Invariant: meta_ == store_->meta() (the store's meta includes
   // uncommitted writes); log_time_ms only grows.
   KvMeta meta_;
-  // The view checkpoint() pinned (durable stores). Declared after store_,
-  // so it is released before the store closes.
+  // The view checkpoint() or checkpoint_in_background() pinned (durable
+  // stores). Declared after store_, so it is released before the store
+  // closes.
   std::shared_ptr<const KvView> pinned_;
   // Replies of writes whose session record a later write of the same client
   // replaced within the current apply run (a client with several writes in

@@ -108,6 +108,12 @@ class KvStore {
   virtual void replace(const KvMeta& meta, const std::function<void(KvSink&)>& fill) = 0;
   // Makes every commit so far survive a machine crash (fsync).
   virtual void sync() = 0;
+  // Durable stores: a view of the newest committed state that is durable
+  // already, if its index is above `newer_than`; nullptr otherwise, or if
+  // finding it would wait for the disk. Never waits. If commits are held
+  // back and no write is under way, starts writing them in the background,
+  // so that a later call finds a newer state. Others: nullptr.
+  virtual std::shared_ptr<const KvView> durable_view(raft::Index newer_than) = 0;
 };
 
 // The in-memory backend.

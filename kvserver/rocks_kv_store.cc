@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -373,8 +374,12 @@ struct RocksKvStore::Impl {
   RunOverlay overlay;
   std::string key_buf, value_buf;  // reused by writes
   KvMeta meta;                     // including uncommitted changes
-  bool run_open = false;           // writes or a meta change since the last commit()
-  bool held_back = false;          // committed runs in `overlay`, not yet in the DB
+  // The meta of the last batch in the DB, which is durable: every batch is
+  // (write_sorted), and replace() ends with a synced write.
+  KvMeta durable_meta;
+  KvMeta writing_meta;     // of the background write, while `written` is valid
+  bool run_open = false;   // writes or a meta change since the last commit()
+  bool held_back = false;  // committed runs in `overlay`, not yet in the DB
   // Older held-back runs that a background thread is writing to the DB
   // while `written` is valid; empty otherwise. Reads consult it after
   // `overlay`; nothing changes it until the write is done. At most one such
@@ -462,6 +467,12 @@ struct RocksKvStore::Impl {
     if (!written.valid()) return;
     written.get();
     writing.clear();
+    durable_meta = writing_meta;
+  }
+
+  bool background_write_running() const {
+    return written.valid() &&
+           written.wait_for(std::chrono::seconds(0)) != std::future_status::ready;
   }
 
   // Writes every held-back run before returning. Only between runs: `meta`
@@ -474,6 +485,7 @@ struct RocksKvStore::Impl {
     write_sorted(overlay, encode_meta(meta, 0));
     overlay.clear();
     held_back = false;
+    durable_meta = meta;
   }
 
   // Hands the held-back runs to a background thread, so the Raft thread
@@ -484,6 +496,7 @@ struct RocksKvStore::Impl {
     store_dirty_sessions();
     std::swap(overlay, writing);  // `overlay` gets the cleared spare
     held_back = false;
+    writing_meta = meta;
     written = std::async(std::launch::async, [this, m = encode_meta(meta, 0)] {
       pthread_setname_np(pthread_self(), "raftkv-state");
       write_sorted(writing, m);
@@ -668,6 +681,9 @@ std::unique_ptr<RocksKvStore> RocksKvStore::open(const std::string& dir,
     impl->meta = KvMeta{};
     impl->discarded = true;
   }
+  // What open() finds is durable: ingested batches are synced, and so is
+  // the last write of a replace() (and a cut-short one was discarded above).
+  impl->durable_meta = impl->meta;
   return std::unique_ptr<RocksKvStore>(new RocksKvStore(std::move(impl)));
 }
 
@@ -818,6 +834,7 @@ void RocksKvStore::replace(const KvMeta& meta, const std::function<void(KvSink&)
   m.write(&b, true, "finishing a restore");
   written();
   m.meta = meta;
+  m.durable_meta = meta;
 }
 
 void RocksKvStore::sync() {
@@ -826,6 +843,21 @@ void RocksKvStore::sync() {
   // Ingesting the held-back runs makes every commit durable (write_sorted);
   // the WAL holds only replace()'s writes, synced when it finished.
   m.write_held_back();
+}
+
+std::shared_ptr<const KvView> RocksKvStore::durable_view(raft::Index newer_than) {
+  Impl& m = *impl_;
+  RAFTKV_CHECK_MSG(!m.run_open, "durable_view() with uncommitted writes");
+  // While a batch is being ingested the DB may or may not hold it yet.
+  if (m.background_write_running()) return nullptr;
+  m.finish_background_write();  // done already: returns at once
+  // Between writes the DB holds exactly the batches written so far: the
+  // durable state at durable_meta. The view is taken before the next write.
+  std::shared_ptr<const KvView> v;
+  if (m.durable_meta.applied > newer_than)
+    v = std::make_shared<RocksView>(m.dir, m.db, m.durable_meta);
+  if (m.held_back) m.write_held_back_in_background();
+  return v;
 }
 
 const std::string& RocksKvStore::dir() const {

@@ -25,9 +25,10 @@
 // as a sorted WriteBatch (store-bench, docs/PERFORMANCE.md).
 // The batch is sorted and written by a background thread, one batch at a
 // time, while reads consult it (a 4 MiB write stalled the Raft thread for
-// tens of ms). sync() and view() write the held-back runs first; the node
-// calls sync() (via KvStateMachine::checkpoint) before compacting the log,
-// so the state always covers the log's compacted prefix.
+// tens of ms). sync() and view() write the held-back runs first. Before it
+// compacts the log, the node pins durable_view() (via
+// KvStateMachine::checkpoint_in_background) and compacts only up to its
+// index, so the state always covers the log's compacted prefix.
 //
 // Views are RocksDB snapshots (GetSnapshot): pinning one is O(1); while it
 // is held, RocksDB keeps the versions it sees (disk, not memory).
@@ -96,6 +97,7 @@ class RocksKvStore final : public KvStore {
   std::shared_ptr<const KvView> view() const override;
   void replace(const KvMeta& meta, const std::function<void(KvSink&)>& fill) override;
   void sync() override;
+  std::shared_ptr<const KvView> durable_view(raft::Index newer_than) override;
 
   const std::string& dir() const;
   bool interrupted_replace_discarded() const;

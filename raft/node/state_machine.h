@@ -65,10 +65,19 @@ class StateMachine {
   virtual bool durable() const { return false; }
   // durable() only. Makes the state at applied_index() durable (it survives
   // a machine crash) and pins a consistent, unchanging view of it for
-  // pinned_image_writer(), replacing the previous pin. Called once at start and
-  // before every log compaction: the log may drop entries only once the
+  // pinned_image_writer(), replacing the previous pin. Called at start and
+  // after a snapshot is installed. The log may drop entries only once the
   // state that covers them is durable (Raft paper §7, thesis §5.1).
   virtual void checkpoint() {}
+  // durable() only. What the node calls before a log compaction: like
+  // checkpoint(), but it never waits for the disk. It pins the newest state
+  // that is durable already, if that is newer than the pin, starts making
+  // the rest durable in the background (so that a later call finds a newer
+  // state), and returns pinned_index(). The default syncs: checkpoint().
+  virtual Index checkpoint_in_background() {
+    checkpoint();
+    return pinned_index();
+  }
   // The index of the pinned view, and a function that writes its image
   // (restore() accepts it). The function holds the view: what it writes does
   // not change when checkpoint() pins a newer one. It may run on another

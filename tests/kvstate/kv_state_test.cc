@@ -2,10 +2,12 @@
 // what the in-memory store holds after the same entries (same images, same
 // replies), keep it across a restart, recover a consistent prefix after a
 // crash, and install, refuse or recover snapshot images.
+#include <chrono>
 #include <fstream>
 #include <map>
 #include <random>
 #include <set>
+#include <thread>
 
 #include <gtest/gtest.h>
 
@@ -580,6 +582,52 @@ TEST(KvStateTest, PinnedViewStaysAtItsIndex) {
   EXPECT_EQ(written(sm->pinned_image_writer()), sm->snapshot());
   // A writer taken before the re-pin still writes the view it was given.
   EXPECT_EQ(written(writer150), at150);
+}
+
+// Polls checkpoint_in_background() (which never waits) until the pin
+// reaches `want`; false after 30 s.
+bool pin_reaches(KvStateMachine& sm, Index want) {
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  while (sm.checkpoint_in_background() < want) {
+    if (std::chrono::steady_clock::now() > deadline) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  return true;
+}
+
+// checkpoint_in_background() pins only state already on disk: commits held
+// back in memory are written in the background first, and the pin follows
+// once they are in. What it pinned survives a crash.
+TEST(KvStateTest, CheckpointInBackgroundPinsOnlyDurableState) {
+  TempDir tmp;
+  auto es = make_workload(52, workload(300));
+  std::vector<raft::Bytes> images = model_images(es);
+  // The default write-behind budget (4 MiB) holds this whole workload back.
+  auto sm = open_sm(tmp.sub("state"));
+  ASSERT_TRUE(sm);
+  std::mt19937_64 rng(52);
+  apply_runs(*sm, es, 1, 150, rng);
+  // Nothing applied is on disk yet: no pin, but the write has started.
+  EXPECT_EQ(sm->checkpoint_in_background(), Index(0));
+  ASSERT_TRUE(pin_reaches(*sm, Index(150)));
+  EXPECT_EQ(sm->pinned_index(), Index(150));
+  raft::ImageWriter writer150 = sm->pinned_image_writer();
+  EXPECT_EQ(written(writer150), images[150]);
+
+  apply_runs(*sm, es, 151, 300, rng);
+  // The disk holds 150 until the write this call starts is done.
+  EXPECT_EQ(sm->checkpoint_in_background(), Index(150));
+  ASSERT_TRUE(pin_reaches(*sm, Index(300)));
+  EXPECT_EQ(sm->pinned_index(), Index(300));
+  EXPECT_EQ(written(sm->pinned_image_writer()), images[300]);
+  EXPECT_EQ(written(writer150), images[150]);
+
+  // A crash now (a copy of the directory) keeps the pinned state.
+  testing::copy_dir_settled(tmp.sub("state"), tmp.sub("crash"));
+  auto again = open_sm(tmp.sub("crash"));
+  ASSERT_TRUE(again);
+  EXPECT_EQ(again->applied_index(), Index(300));
+  EXPECT_EQ(again->snapshot(), images[300]);
 }
 
 // A view reads the commit it was taken at even after every key was

@@ -63,6 +63,10 @@ class CountingSm final : public raft::StateMachine {
     ++checkpoints;
     kv_.checkpoint();
   }
+  Index checkpoint_in_background() override {
+    ++checkpoints;
+    return kv_.checkpoint_in_background();
+  }
   Index pinned_index() const override { return kv_.pinned_index(); }
   raft::ImageWriter pinned_image_writer() const override {
     ++images;
