@@ -1,5 +1,6 @@
 #include "raft/node/raft_node.h"
 
+#include <algorithm>
 #include <chrono>
 #include <random>
 
@@ -447,11 +448,14 @@ struct RaftNode::Impl {
       // first index - 1. checkpoint_in_background() pins that state without
       // waiting for the disk (a synced checkpoint here stalled the Raft
       // thread 12-117 ms per compaction under load) and starts storing the
-      // rest, so a later call gets further. Less than half an interval is
-      // not worth a compaction; the store keeps an empty image and
-      // followers get the pinned view.
+      // rest, so a later call gets closer to `applied`. Compact only close
+      // to it: the log's flush after a compaction writes every entry above
+      // the compaction index to a table file. The gap allowed grows with
+      // the log's excess over the interval, so compaction always happens.
+      // The store keeps an empty image; followers get the pinned view.
       at = sm.checkpoint_in_background();
-      if (at <= snap || at - snap < opts.snapshot_every / 2) return;
+      const uint64_t excess = applied - snap - opts.snapshot_every;
+      if (at <= snap || applied - at > std::max(opts.snapshot_every / 16, excess)) return;
     } else {
       // Only applied (hence durable: we apply after the write) state is
       // compacted, so the log never loses an entry the state machine lacks.
