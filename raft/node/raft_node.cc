@@ -535,6 +535,9 @@ struct RaftNode::Impl {
         start_transfer();
       }
     }
+    // A compaction that waits for the state store's background write must
+    // not wait for the next write of ours too (an idle node).
+    maybe_compact();
     pump();
     const Role after = raft->role();
     arm_ticker(after != before && (after == Role::kPreCandidate || after == Role::kCandidate));

@@ -228,6 +228,8 @@ TEST(RaftNodeStateTest, RestartReplaysOnlyTheLogAfterTheState) {
     ASSERT_TRUE(n.start({}, &error)) << error;
     put_keys(io, {&n}, 1, 130);
     applied = n.applied();
+    // Compaction follows the state's background write, soon after.
+    ASSERT_TRUE(run_until(io, [&] { return n.store->snapshot_meta().index >= Index(100); }));
     // Compaction stored no image: the state holds it.
     raft::Snapshot snap = *n.store->snapshot();
     EXPECT_GE(snap.meta.index, Index(100));
@@ -375,6 +377,7 @@ TEST(RaftNodeStateTest, StateThatDoesNotFitTheLogIsRefused) {
     Node n(io, NodeId(1), {NodeId(1)}, tmp.sub("n1"), /*snapshot_every=*/20);
     ASSERT_TRUE(n.start({}, &error)) << error;
     put_keys(io, {&n}, 1, 30);
+    ASSERT_TRUE(run_until(io, [&] { return n.store->snapshot_meta().index >= Index(20); }));
   }
   // The state directory of a compacted node is lost.
   fs::rename(tmp.sub("n1") + "/state", tmp.sub("saved-state"));
@@ -437,6 +440,7 @@ TEST(RaftNodeStateTest, LaggingFollowerCatchesUpFromThePinnedView) {
   put_keys(io, all, 1, 200);
   Node* l = leader_of(all);
   ASSERT_NE(l, nullptr);
+  ASSERT_TRUE(run_until(io, [&] { return l->store->snapshot_meta().index >= Index(120); }));
   raft::Snapshot stored = *l->store->snapshot();
   ASSERT_GE(stored.meta.index, Index(120));
   EXPECT_TRUE(stored.data.empty());
