@@ -377,7 +377,6 @@ struct RocksKvStore::Impl {
   // The meta of the last batch in the DB, which is durable: every batch is
   // (write_sorted), and replace() ends with a synced write.
   KvMeta durable_meta;
-  KvMeta writing_meta;     // of the background write, while `written` is valid
   bool run_open = false;   // writes or a meta change since the last commit()
   bool held_back = false;  // committed runs in `overlay`, not yet in the DB
   // Older held-back runs that a background thread is writing to the DB
@@ -385,7 +384,7 @@ struct RocksKvStore::Impl {
   // `overlay`; nothing changes it until the write is done. At most one such
   // write at a time, so the batches reach the DB in commit order.
   RunOverlay writing;
-  std::future<void> written;
+  std::future<KvMeta> written;  // the meta of the batch, once it is in
   // Cache of sessions (uncommitted writes included): one is read for every
   // write, by apply and by the client service. A put marks its entry dirty
   // and lists the client in dirty_sessions; store_dirty_sessions() writes
@@ -465,9 +464,8 @@ struct RocksKvStore::Impl {
   // Waits for the background write, if any: its runs are in the DB then.
   void finish_background_write() {
     if (!written.valid()) return;
-    written.get();
+    durable_meta = written.get();
     writing.clear();
-    durable_meta = writing_meta;
   }
 
   bool background_write_running() const {
@@ -496,10 +494,10 @@ struct RocksKvStore::Impl {
     store_dirty_sessions();
     std::swap(overlay, writing);  // `overlay` gets the cleared spare
     held_back = false;
-    writing_meta = meta;
-    written = std::async(std::launch::async, [this, m = encode_meta(meta, 0)] {
+    written = std::async(std::launch::async, [this, batch_meta = meta] {
       pthread_setname_np(pthread_self(), "raftkv-state");
-      write_sorted(writing, m);
+      write_sorted(writing, encode_meta(batch_meta, 0));
+      return batch_meta;
     });
   }
 

@@ -30,8 +30,9 @@
 // KvStateMachine::checkpoint_in_background) and compacts only up to its
 // index, so the state always covers the log's compacted prefix.
 //
-// Views are RocksDB snapshots (GetSnapshot): pinning one is O(1); while it
-// is held, RocksDB keeps the versions it sees (disk, not memory).
+// Views are RocksDB iterators made at one commit (RocksView in the .cc):
+// pinning one is O(1); while it is held, RocksDB keeps the table files it
+// reads (disk, not memory).
 //
 // Memory: the values live in RocksDB only. Sessions that were read or
 // written since open are also cached (write-through; a session is read for
